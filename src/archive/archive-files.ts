@@ -1,0 +1,182 @@
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { UserError } from '../errors';
+import { FileSource, SliceSource, type ByteSource } from '../io/byte-source';
+import { normalizePath, parentOf, joinPath } from '../paths';
+import { EntryType } from '../tar/entry';
+import type { TarScan } from '../tar/scan';
+import type { TarIndex } from '../tar/tar-index';
+
+/**
+ * The files of an image archive, whatever holds them: a tar (docker save, oci-archive) or a
+ * folder (an OCI layout on disk). Paths are archive-relative; nothing outside the archive can be
+ * named, because every path is normalized and refused when it would climb out.
+ */
+export interface ArchiveFiles {
+  /** The archive as the user named it, for messages. */
+  readonly location: string;
+  /** Identity of the archive file or folder, for cache keys: size and mtime. */
+  readonly stamp: { size: number; mtimeMs: number };
+  readonly warnings: string[];
+  has(path: string): boolean;
+  list(): string[];
+  open(path: string): Promise<ByteSource>;
+  close(): Promise<void>;
+}
+
+/** The archive cannot be read or is not what it claims (exit 3). */
+export class ArchiveError extends UserError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
+export async function readArchiveBytes(files: ArchiveFiles, path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  const src = await files.open(path);
+  if (src.size > limit) throw new ArchiveError(`${files.location}: ${path} is ${src.size} bytes, too large for metadata`);
+  const buf = Buffer.alloc(src.size);
+  const n = await src.read(buf, 0, src.size, 0);
+  if (n !== src.size) throw new ArchiveError(`${files.location}: ${path} is truncated`);
+  return buf;
+}
+
+export async function readArchiveJson(files: ArchiveFiles, path: string): Promise<{ value: unknown; bytes: Buffer }> {
+  const bytes = await readArchiveBytes(files, path);
+  try {
+    return { value: JSON.parse(bytes.toString('utf8')), bytes };
+  } catch (err) {
+    throw new ArchiveError(`${files.location}: ${path}: invalid JSON (${(err as Error).message})`);
+  }
+}
+
+/** A tar archive: one header scan gives every member's offset; members are slices of the file. */
+export class TarArchiveFiles implements ArchiveFiles {
+  private constructor(
+    readonly location: string,
+    private readonly source: ByteSource,
+    private readonly closeSource: () => Promise<void>,
+    private readonly index: TarIndex,
+    private readonly byPath: Map<string, number>,
+    readonly stamp: { size: number; mtimeMs: number },
+    readonly warnings: string[],
+  ) {}
+
+  /**
+   * `scanned` is the header scan of the tar stream; `source` reads that stream (for a compressed
+   * archive, through its seek index); `close` releases what backs it.
+   */
+  static fromScan(
+    location: string,
+    scanned: TarScan,
+    source: ByteSource,
+    stamp: { size: number; mtimeMs: number },
+    close: () => Promise<void>,
+  ): TarArchiveFiles {
+    const byPath = new Map<string, number>();
+    for (let i = 0; i < scanned.index.count; i++) byPath.set(scanned.index.path(i), i);
+    return new TarArchiveFiles(location, source, close, scanned.index, byPath, stamp, scanned.warnings);
+  }
+
+  has(path: string): boolean {
+    return this.resolve(path) !== undefined;
+  }
+
+  list(): string[] {
+    return [...this.byPath.keys()];
+  }
+
+  /** Follows member symlinks and hard links (docker save dedupes layers with them), bounded. */
+  private resolve(path: string): number | undefined {
+    let p = normalizePath(path);
+    for (let hops = 0; p !== null && hops < 16; hops++) {
+      const i = this.byPath.get(p);
+      if (i === undefined) return undefined;
+      const t = this.index.type(i);
+      if (t === EntryType.File) return i;
+      const link = this.index.extras.get(i)?.linkname ?? '';
+      if (t === EntryType.HardLink) p = normalizePath(link);
+      else if (t === EntryType.Symlink) p = normalizePath(link.startsWith('/') ? link : joinPath(parentOf(p), link));
+      else return undefined;
+    }
+    return undefined;
+  }
+
+  async open(path: string): Promise<ByteSource> {
+    const i = this.resolve(path);
+    if (i === undefined) {
+      const norm = normalizePath(path);
+      if (norm === null) throw new ArchiveError(`${this.location}: refused ${JSON.stringify(path)}: it points outside the archive`);
+      const what = this.byPath.has(norm) ? 'not a regular file' : 'missing from the archive';
+      throw new ArchiveError(`${this.location}: ${path}: ${what}`);
+    }
+    return new SliceSource(this.source, this.index.dataOffsets[i], this.index.sizes[i]);
+  }
+
+  close(): Promise<void> {
+    return this.closeSource();
+  }
+}
+
+/** An OCI image layout unpacked on disk. Opened paths must stay inside the folder, links included. */
+export class DirArchiveFiles implements ArchiveFiles {
+  readonly warnings: string[] = [];
+  private readonly opened: FileSource[] = [];
+
+  private constructor(
+    readonly location: string,
+    private readonly realRoot: string,
+    readonly stamp: { size: number; mtimeMs: number },
+  ) {}
+
+  static async open(dir: string): Promise<DirArchiveFiles> {
+    const realRoot = await fs.promises.realpath(dir);
+    const st = await fs.promises.stat(realRoot);
+    return new DirArchiveFiles(dir, realRoot, { size: 0, mtimeMs: st.mtimeMs });
+  }
+
+  private locate(path: string): string | null {
+    const norm = normalizePath(path);
+    if (norm === null || norm === '') return null;
+    const full = nodePath.join(this.realRoot, norm);
+    let real: string;
+    try {
+      real = fs.realpathSync(full);
+    } catch {
+      return null;
+    }
+    return real === this.realRoot || real.startsWith(this.realRoot + nodePath.sep) ? real : null;
+  }
+
+  has(path: string): boolean {
+    const p = this.locate(path);
+    return p !== null && fs.statSync(p).isFile();
+  }
+
+  list(): string[] {
+    const out: string[] = [];
+    const walk = (rel: string) => {
+      for (const d of fs.readdirSync(nodePath.join(this.realRoot, rel), { withFileTypes: true })) {
+        const r = joinPath(rel, d.name);
+        if (d.isDirectory()) walk(r);
+        else out.push(r);
+      }
+    };
+    walk('');
+    return out;
+  }
+
+  async open(path: string): Promise<ByteSource> {
+    const real = this.locate(path);
+    if (real === null) {
+      const escapes = normalizePath(path) === null;
+      throw new ArchiveError(`${this.location}: ${path}: ${escapes ? 'refused: it points outside the layout' : 'missing from the layout'}`);
+    }
+    const src = await FileSource.open(real);
+    this.opened.push(src);
+    return src;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.opened.map((s) => s.close()));
+  }
+}

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import { ArchiveError, readArchiveJson, type ArchiveFiles } from '../archive/archive-files';
+import { blobPath } from './discover';
+import { mapHistory } from './history';
+import type { Image, ImageConfig, ImageRecord, LayerDescriptor } from './model';
+
+/** Reads an image's config, manifest and layer list; layer contents are not touched here. */
+export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promise<Image> {
+  if (record.layout === 'docker-v1') return loadDockerV1(files, record);
+  const warnings: string[] = [];
+  const { value: configValue, bytes: configBytes } = await readArchiveJson(files, record.configPath);
+  const config = asConfig(configValue, `${files.location}: ${record.configPath}`);
+  let manifestBytes: Buffer;
+  let layers: Array<Omit<LayerDescriptor, 'diffId' | 'position'>>;
+
+  if (record.manifestPath && record.layout === 'oci-layout') {
+    const { value, bytes } = await readArchiveJson(files, record.manifestPath);
+    manifestBytes = bytes;
+    const where = `${files.location}: ${record.manifestPath}`;
+    const list = (value as { layers?: unknown }).layers;
+    if (!Array.isArray(list)) throw new ArchiveError(`${where}: "layers" is not a list`);
+    layers = list.map((d: { digest?: unknown; mediaType?: unknown; size?: unknown }) => ({
+      blobPath: blobPath(d?.digest, where),
+      digest: d.digest as string,
+      mediaType: typeof d.mediaType === 'string' ? d.mediaType : undefined,
+      size: typeof d.size === 'number' ? d.size : undefined,
+    }));
+  } else {
+    manifestBytes = Buffer.from(JSON.stringify(record.dockerManifestEntry ?? {}, null, 2) + '\n');
+    // Docker 25+ has the OCI manifest too: its descriptors give media types and blob digests.
+    let ociLayers: Array<{ digest?: string; mediaType?: string; size?: number }> = [];
+    if (record.manifestPath) {
+      const { value, bytes } = await readArchiveJson(files, record.manifestPath);
+      manifestBytes = bytes;
+      ociLayers = Array.isArray((value as { layers?: unknown }).layers) ? (value as { layers: typeof ociLayers }).layers : [];
+    }
+    layers = (record.layerPaths ?? []).map((p, i) => {
+      const m = /(?:^|\/)([a-f0-9]{64})(?:\.tar(?:\.gz)?)?$/.exec(p);
+      return {
+        blobPath: p,
+        digest: ociLayers[i]?.digest ?? (m && p.startsWith('blobs/') ? `sha256:${m[1]}` : undefined),
+        mediaType: ociLayers[i]?.mediaType,
+        size: ociLayers[i]?.size,
+      };
+    });
+  }
+
+  const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
+  if (diffIds.length !== layers.length) {
+    warnings.push(`config lists ${diffIds.length} diff_ids for ${layers.length} layers`);
+  }
+  const described: LayerDescriptor[] = layers.map((l, position) => ({
+    ...l,
+    position,
+    diffId: typeof diffIds[position] === 'string' ? diffIds[position] : (l.digest ?? `layer-${position}`),
+  }));
+  const history = mapHistory(config, described.length);
+  if (history.warning) warnings.push(history.warning);
+  return { record, config, configBytes, manifestBytes, layers: described, history: history.steps, warnings };
+}
+
+function asConfig(v: unknown, where: string): ImageConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ArchiveError(`${where}: the image config is not a JSON object`);
+  return v as ImageConfig;
+}
+
+/**
+ * Docker < 1.10 has no image config: each layer's `<id>/json` carries v1 metadata. The config is
+ * rebuilt from the top layer's json, and diff_ids from hashing each layer.tar, since nothing
+ * else names them.
+ */
+async function loadDockerV1(files: ArchiveFiles, record: ImageRecord): Promise<Image> {
+  const chain = record.v1Chain ?? [];
+  const metas: Array<Record<string, unknown>> = [];
+  for (const id of chain) metas.push((await readArchiveJson(files, `${id}/json`)).value as Record<string, unknown>);
+  const top = metas[metas.length - 1] ?? {};
+  const diffIds: string[] = [];
+  const layers: LayerDescriptor[] = [];
+  for (const [position, id] of chain.entries()) {
+    const path = `${id}/layer.tar`;
+    const diffId = files.has(path) ? await sha256Of(files, path) : `layer-${position}`;
+    diffIds.push(diffId);
+    if (files.has(path)) layers.push({ position: layers.length, diffId, blobPath: path });
+  }
+  const history = metas.map((m) => {
+    const cc = m.container_config as { Cmd?: unknown } | undefined;
+    return {
+      created: typeof m.created === 'string' ? m.created : undefined,
+      created_by: Array.isArray(cc?.Cmd) ? cc.Cmd.join(' ') : undefined,
+      empty_layer: !files.has(`${m.id}/layer.tar`) || undefined,
+    };
+  });
+  const config: ImageConfig = {
+    architecture: top.architecture as string | undefined,
+    os: top.os as string | undefined,
+    created: top.created as string | undefined,
+    config: (top.config ?? {}) as ImageConfig['config'],
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    history,
+  };
+  const mapped = mapHistory(config, layers.length);
+  return {
+    record,
+    config,
+    configBytes: Buffer.from(JSON.stringify(config, null, 2) + '\n'),
+    manifestBytes: Buffer.from(JSON.stringify({ repositories: record.names, layers: chain }, null, 2) + '\n'),
+    layers,
+    history: mapped.steps,
+    warnings: mapped.warning ? [mapped.warning] : [],
+  };
+}
+
+async function sha256Of(files: ArchiveFiles, path: string): Promise<string> {
+  const src = await files.open(path);
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let pos = 0; pos < src.size; ) {
+    const n = await src.read(buf, 0, Math.min(buf.length, src.size - pos), pos);
+    if (n === 0) break;
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return `sha256:${hash.digest('hex')}`;
+}

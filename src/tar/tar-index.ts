@@ -1,0 +1,150 @@
+import { EntryType, type SparseExtent, type TarEntry } from './entry';
+
+/** The rarely-present parts of an entry, kept aside so common entries cost only their columns. */
+export interface EntryExtras {
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  xattrs?: Record<string, Buffer>;
+  sparse?: SparseExtent[];
+  storedSize?: number;
+}
+
+/**
+ * The offset index of one tar stream, stored as columns (ratarmount keeps a table; this is the
+ * in-memory equivalent). An entry is a row number; paths live in one UTF-8 pool. Keeping rows
+ * as typed-array slots instead of objects is what holds the index near 100 bytes per entry.
+ */
+export class TarIndex {
+  constructor(
+    readonly count: number,
+    readonly pathPool: Buffer,
+    readonly pathStart: Uint32Array,
+    readonly types: Uint8Array,
+    readonly modes: Uint16Array,
+    readonly uids: Uint32Array,
+    readonly gids: Uint32Array,
+    readonly sizes: Float64Array,
+    readonly mtimes: Float64Array,
+    readonly dataOffsets: Float64Array,
+    readonly extras: Map<number, EntryExtras>,
+  ) {}
+
+  path(i: number): string {
+    return this.pathPool.toString('utf8', this.pathStart[i], this.pathStart[i + 1]);
+  }
+
+  type(i: number): EntryType {
+    return this.types[i] as EntryType;
+  }
+
+  entry(i: number): TarEntry {
+    const x = this.extras.get(i);
+    return {
+      path: this.path(i),
+      type: this.types[i],
+      mode: this.modes[i],
+      uid: this.uids[i],
+      gid: this.gids[i],
+      size: this.sizes[i],
+      mtime: this.mtimes[i],
+      dataOffset: this.dataOffsets[i],
+      storedSize: x?.storedSize ?? this.sizes[i],
+      ...(x?.linkname !== undefined && { linkname: x.linkname }),
+      ...(x?.devmajor !== undefined && { devmajor: x.devmajor, devminor: x.devminor }),
+      ...(x?.xattrs && { xattrs: x.xattrs }),
+      ...(x?.sparse && { sparse: x.sparse }),
+    };
+  }
+
+  /** Approximate bytes held, for the memory-per-entry figure. */
+  byteSize(): number {
+    const cols = this.pathPool.length + this.pathStart.byteLength + this.types.byteLength + this.modes.byteLength +
+      this.uids.byteLength + this.gids.byteLength + this.sizes.byteLength + this.mtimes.byteLength + this.dataOffsets.byteLength;
+    return cols + this.extras.size * 64;
+  }
+}
+
+/** Appends rows, doubling its columns as needed, then hands out a right-sized TarIndex. */
+export class TarIndexBuilder {
+  private count = 0;
+  private capacity = 256;
+  private pool = Buffer.allocUnsafe(16 * 1024);
+  private poolUsed = 0;
+  private pathStart = new Uint32Array(this.capacity + 1);
+  private types = new Uint8Array(this.capacity);
+  private modes = new Uint16Array(this.capacity);
+  private uids = new Uint32Array(this.capacity);
+  private gids = new Uint32Array(this.capacity);
+  private sizes = new Float64Array(this.capacity);
+  private mtimes = new Float64Array(this.capacity);
+  private dataOffsets = new Float64Array(this.capacity);
+  private readonly extras = new Map<number, EntryExtras>();
+
+  add(e: TarEntry): number {
+    if (this.count === this.capacity) this.grow();
+    const i = this.count++;
+    const needed = Buffer.byteLength(e.path);
+    while (this.poolUsed + needed > this.pool.length) {
+      const bigger = Buffer.allocUnsafe(this.pool.length * 2);
+      this.pool.copy(bigger, 0, 0, this.poolUsed);
+      this.pool = bigger;
+    }
+    this.poolUsed += this.pool.write(e.path, this.poolUsed);
+    this.pathStart[i + 1] = this.poolUsed;
+    this.types[i] = e.type;
+    this.modes[i] = e.mode & 0o7777;
+    this.uids[i] = e.uid >>> 0;
+    this.gids[i] = e.gid >>> 0;
+    this.sizes[i] = e.size;
+    this.mtimes[i] = e.mtime;
+    this.dataOffsets[i] = e.dataOffset;
+    const x: EntryExtras = {};
+    if (e.linkname !== undefined && (e.type === EntryType.Symlink || e.type === EntryType.HardLink)) x.linkname = e.linkname;
+    if (e.type === EntryType.CharDevice || e.type === EntryType.BlockDevice) {
+      x.devmajor = e.devmajor ?? 0;
+      x.devminor = e.devminor ?? 0;
+    }
+    if (e.xattrs && Object.keys(e.xattrs).length) x.xattrs = e.xattrs;
+    if (e.sparse) {
+      x.sparse = e.sparse;
+      x.storedSize = e.storedSize;
+    }
+    if (Object.keys(x).length) this.extras.set(i, x);
+    return i;
+  }
+
+  private grow(): void {
+    this.capacity *= 2;
+    const widen = <T extends Uint8Array | Uint16Array | Uint32Array | Float64Array>(a: T, n: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(n);
+      b.set(a);
+      return b;
+    };
+    this.pathStart = widen(this.pathStart, this.capacity + 1);
+    this.types = widen(this.types, this.capacity);
+    this.modes = widen(this.modes, this.capacity);
+    this.uids = widen(this.uids, this.capacity);
+    this.gids = widen(this.gids, this.capacity);
+    this.sizes = widen(this.sizes, this.capacity);
+    this.mtimes = widen(this.mtimes, this.capacity);
+    this.dataOffsets = widen(this.dataOffsets, this.capacity);
+  }
+
+  finish(): TarIndex {
+    const n = this.count;
+    return new TarIndex(
+      n,
+      Buffer.from(this.pool.subarray(0, this.poolUsed)),
+      this.pathStart.slice(0, n + 1),
+      this.types.slice(0, n),
+      this.modes.slice(0, n),
+      this.uids.slice(0, n),
+      this.gids.slice(0, n),
+      this.sizes.slice(0, n),
+      this.mtimes.slice(0, n),
+      this.dataOffsets.slice(0, n),
+      this.extras,
+    );
+  }
+}

@@ -1,0 +1,198 @@
+import { baseName, joinPath, parentOf } from '../paths';
+import { EntryType } from '../tar/entry';
+import type { TarIndex } from '../tar/tar-index';
+import { Tree } from './tree';
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+
+/** A file object: what a node (or several hard-linked nodes) shows. entry -1 = implied directory. */
+export interface FileObj {
+  layerSlot: number;
+  entry: number;
+}
+
+interface MutableNode {
+  name: string;
+  obj: FileObj;
+  /** Present exactly when the node is a directory. */
+  children?: Map<string, MutableNode>;
+}
+
+export interface BuildOptions {
+  /**
+   * 'merged' applies the OCI layer rules (whiteouts delete from lower layers and are hidden);
+   * 'single' shows one layer as its tar has it, whiteout markers included.
+   */
+  mode: 'merged' | 'single';
+  /** Names the layer in warnings, by slot. */
+  layerName?: (slot: number) => string;
+  /**
+   * A hard link whose target is not in the tree built so far resolves here ('single' mode: a
+   * lower layer holds the target); returns the target's file object or undefined.
+   */
+  resolveOutside?: (path: string) => FileObj | undefined;
+}
+
+export interface BuiltTree {
+  tree: Tree;
+  warnings: string[];
+}
+
+const implied = (layerSlot: number): FileObj => ({ layerSlot, entry: -1 });
+
+/**
+ * Builds the file tree of the layers in `apply` (slots of `layers`, bottom first), the way containerd's and go-containerregistry's
+ * extractors apply them: per layer, first the opaque markers and whiteouts delete from what lower
+ * layers left (so they can never touch the layer's own entries, wherever they sit in the tar),
+ * then the layer's entries apply in tar order: a later duplicate wins, a directory over a
+ * directory merges, anything else replaces the old path and its subtree.
+ */
+export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
+  const warnings: string[] = [];
+  const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
+  const root: MutableNode = { name: '', obj: implied(apply[0] ?? 0), children: new Map() };
+
+  const lookup = (path: string): MutableNode | undefined => {
+    let node: MutableNode | undefined = root;
+    if (path === '') return node;
+    for (const part of path.split('/')) {
+      node = node.children?.get(part);
+      if (!node) return undefined;
+    }
+    return node;
+  };
+
+  /** The directory at `path`, created (or put in place of a non-directory) where missing. */
+  const ensureDir = (path: string, slot: number): MutableNode => {
+    let node = root;
+    if (path === '') return node;
+    for (const part of path.split('/')) {
+      let next = node.children!.get(part);
+      if (!next || !next.children) {
+        next = { name: part, obj: implied(slot), children: new Map() };
+        node.children!.set(part, next);
+      }
+      node = next;
+    }
+    return node;
+  };
+
+  for (const slot of apply) {
+    const index = layers[slot];
+    const adds: number[] = [];
+    const opaque: string[] = [];
+    const whiteouts: string[] = [];
+    for (let i = 0; i < index.count; i++) {
+      const path = index.path(i);
+      const base = baseName(path);
+      if (opts.mode === 'merged' && base.startsWith(WHITEOUT_PREFIX)) {
+        const dir = parentOf(path);
+        if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
+          warnings.push(`${name(slot)}: whiteout ${path} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
+        }
+        if (base === OPAQUE_MARKER) opaque.push(dir);
+        else if (base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) {
+          // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not part of the image's files.
+        } else {
+          const target = base.slice(WHITEOUT_PREFIX.length);
+          if (target === '' || target === '.' || target === '..') warnings.push(`${name(slot)}: ignored invalid whiteout ${path}`);
+          else whiteouts.push(joinPath(dir, target));
+        }
+        continue;
+      }
+      adds.push(i);
+    }
+
+    for (const dir of opaque) {
+      const node = lookup(dir);
+      if (node?.children) node.children.clear();
+    }
+    for (const path of whiteouts) {
+      const node = lookup(parentOf(path));
+      node?.children?.delete(baseName(path));
+    }
+    // An opaque marker says its directory exists in this layer, even with nothing else in it.
+    for (const dir of opaque) ensureDir(dir, slot);
+
+    for (const i of adds) {
+      const path = index.path(i);
+      const type = index.type(i);
+      const obj: FileObj = { layerSlot: slot, entry: i };
+      if (path === '') {
+        if (type === EntryType.Directory) root.obj = obj;
+        continue;
+      }
+      const parent = ensureDir(parentOf(path), slot);
+      const base = baseName(path);
+      const existing = parent.children!.get(base);
+      if (type === EntryType.Directory) {
+        if (existing?.children) existing.obj = obj;
+        else parent.children!.set(base, { name: base, obj, children: new Map() });
+        continue;
+      }
+      if (type === EntryType.HardLink) {
+        const targetPath = index.extras.get(i)?.linkname ?? '';
+        const target = lookup(targetPath);
+        let targetObj = target && !target.children ? target.obj : undefined;
+        if (!target && opts.resolveOutside) targetObj = opts.resolveOutside(targetPath);
+        if (!targetObj) {
+          warnings.push(`${name(slot)}: hard link ${path} -> ${targetPath}: target ${target ? 'is a directory' : 'not found'}; skipped`);
+          continue;
+        }
+        if (existing === target) continue;
+        parent.children!.set(base, { name: base, obj: targetObj });
+        continue;
+      }
+      parent.children!.set(base, { name: base, obj });
+    }
+  }
+
+  return { tree: freeze(root, layers), warnings };
+}
+
+/** Numbers nodes breadth-first (children sorted) and file objects by first appearance. */
+function freeze(root: MutableNode, layers: readonly TarIndex[]): Tree {
+  const nodes: MutableNode[] = [root];
+  const parents: number[] = [-1];
+  const childFirst: number[] = [];
+  const childCount: number[] = [];
+  for (let n = 0; n < nodes.length; n++) {
+    const node = nodes[n];
+    const kids = node.children ? [...node.children.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [];
+    childFirst.push(nodes.length);
+    childCount.push(kids.length);
+    for (const k of kids) {
+      nodes.push(k);
+      parents.push(n);
+    }
+  }
+  const objIds = new Map<FileObj, number>();
+  const objLayer: number[] = [];
+  const objEntry: number[] = [];
+  const objNlink: number[] = [];
+  const nodeObj = new Int32Array(nodes.length);
+  nodes.forEach((node, n) => {
+    let id = objIds.get(node.obj);
+    if (id === undefined) {
+      id = objLayer.length;
+      objIds.set(node.obj, id);
+      objLayer.push(node.obj.layerSlot);
+      objEntry.push(node.obj.entry);
+      objNlink.push(0);
+    }
+    objNlink[id]++;
+    nodeObj[n] = id;
+  });
+  return new Tree(
+    layers,
+    nodes.map((n) => n.name),
+    Int32Array.from(parents),
+    Int32Array.from(childFirst),
+    Int32Array.from(childCount),
+    nodeObj,
+    Uint16Array.from(objLayer),
+    Int32Array.from(objEntry),
+    Uint32Array.from(objNlink),
+  );
+}

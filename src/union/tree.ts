@@ -1,0 +1,161 @@
+import { EntryType, statMode } from '../tar/entry';
+import type { TarIndex } from '../tar/tar-index';
+
+/** What `stat` needs of one node; `ino` is shared by hard links. */
+export interface NodeStat {
+  ino: number;
+  mode: number;
+  type: EntryType;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  nlink: number;
+  devmajor: number;
+  devminor: number;
+}
+
+/** Where a node's bytes and metadata come from: a row of one layer's tar index. */
+export interface NodeSource {
+  layerSlot: number;
+  entry: number;
+}
+
+/**
+ * A finished, read-only file tree over one or more layers' tar indexes. Nodes are numbered
+ * breadth-first with each directory's children sorted by name, so a directory's children are a
+ * contiguous id range (no child lists) and a name is found by binary search. Hard links are two
+ * nodes sharing one file object; the object number is the inode number, stable for a given image.
+ */
+export class Tree {
+  constructor(
+    /** The tar indexes the nodes point into, by slot. */
+    readonly layers: readonly TarIndex[],
+    readonly names: readonly string[],
+    readonly parent: Int32Array,
+    readonly childFirst: Int32Array,
+    readonly childCount: Int32Array,
+    readonly nodeObj: Int32Array,
+    readonly objLayer: Uint16Array,
+    /** Row in the layer's index, or -1 for a directory no layer wrote (an implied parent). */
+    readonly objEntry: Int32Array,
+    readonly objNlink: Uint32Array,
+  ) {}
+
+  get nodeCount(): number {
+    return this.names.length;
+  }
+
+  /** The node at `path` ('' or '/' is the root), never following symlinks; -1 if absent. */
+  lookup(path: string): number {
+    let node = 0;
+    for (const part of path.split('/')) {
+      if (part === '' || part === '.') continue;
+      node = this.child(node, part);
+      if (node < 0) return -1;
+    }
+    return node;
+  }
+
+  child(dir: number, name: string): number {
+    let lo = this.childFirst[dir];
+    let hi = lo + this.childCount[dir] - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const n = this.names[mid];
+      if (n === name) return mid;
+      if (n < name) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  children(dir: number): number[] {
+    const out: number[] = [];
+    for (let i = 0, first = this.childFirst[dir]; i < this.childCount[dir]; i++) out.push(first + i);
+    return out;
+  }
+
+  path(node: number): string {
+    const parts: string[] = [];
+    for (let n = node; n > 0; n = this.parent[n]) parts.push(this.names[n]);
+    return parts.reverse().join('/');
+  }
+
+  source(node: number): NodeSource | undefined {
+    const obj = this.nodeObj[node];
+    const entry = this.objEntry[obj];
+    return entry < 0 ? undefined : { layerSlot: this.objLayer[obj], entry };
+  }
+
+  type(node: number): EntryType {
+    const src = this.source(node);
+    if (!src) return EntryType.Directory;
+    const t = this.layers[src.layerSlot].type(src.entry);
+    // A hard link node takes its target's identity; the target is always a non-directory.
+    return t === EntryType.HardLink ? EntryType.File : t;
+  }
+
+  isDir(node: number): boolean {
+    return this.type(node) === EntryType.Directory;
+  }
+
+  stat(node: number): NodeStat {
+    const obj = this.nodeObj[node];
+    const src = this.source(node);
+    const ino = obj + 1;
+    if (!src) {
+      return { ino, mode: statMode(EntryType.Directory, 0o755), type: EntryType.Directory, uid: 0, gid: 0, size: 0, mtime: 0, nlink: this.dirLinks(node), devmajor: 0, devminor: 0 };
+    }
+    const idx = this.layers[src.layerSlot];
+    const type = this.type(node);
+    const x = idx.extras.get(src.entry);
+    return {
+      ino,
+      mode: statMode(type, idx.modes[src.entry]),
+      type,
+      uid: idx.uids[src.entry],
+      gid: idx.gids[src.entry],
+      size: type === EntryType.File ? idx.sizes[src.entry] : type === EntryType.Symlink ? Buffer.byteLength(x?.linkname ?? '') : 0,
+      mtime: idx.mtimes[src.entry],
+      nlink: type === EntryType.Directory ? this.dirLinks(node) : this.objNlink[obj],
+      devmajor: x?.devmajor ?? 0,
+      devminor: x?.devminor ?? 0,
+    };
+  }
+
+  /** A directory's link count the Unix way: itself, its entry in the parent, each subdirectory's `..`. */
+  private dirLinks(node: number): number {
+    let subdirs = 0;
+    for (let i = 0, first = this.childFirst[node]; i < this.childCount[node]; i++) if (this.isDir(first + i)) subdirs++;
+    return 2 + subdirs;
+  }
+
+  symlinkTarget(node: number): string | undefined {
+    const src = this.source(node);
+    if (!src || this.type(node) !== EntryType.Symlink) return undefined;
+    return this.layers[src.layerSlot].extras.get(src.entry)?.linkname;
+  }
+
+  xattrs(node: number): Record<string, Buffer> {
+    const src = this.source(node);
+    return (src && this.layers[src.layerSlot].extras.get(src.entry)?.xattrs) || {};
+  }
+
+  /** Depth-first walk below `start` (inclusive), parents before children, children by name. */
+  *walk(start = 0): Generator<number> {
+    const stack = [start];
+    while (stack.length) {
+      const n = stack.pop()!;
+      yield n;
+      for (let i = this.childCount[n] - 1; i >= 0; i--) stack.push(this.childFirst[n] + i);
+    }
+  }
+
+  byteSize(): number {
+    let names = 0;
+    for (const n of this.names) names += 16 + n.length;
+    return names + this.names.length * 8 + this.parent.byteLength + this.childFirst.byteLength + this.childCount.byteLength +
+      this.nodeObj.byteLength + this.objLayer.byteLength + this.objEntry.byteLength + this.objNlink.byteLength;
+  }
+}
