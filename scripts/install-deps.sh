@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what ocimount needs and the machine lacks: libfuse2 (fuse-native's prebuilt binary
+# links libfuse.so.2), fusermount (from fuse3; on Debian 12 fuse and fuse3 conflict and
+# `fuse3 libfuse2` works), GNU tar/attr tools the tests use, then node modules and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need+=(libfuse2)
+command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v getfattr >/dev/null || need+=(attr)
+command -v zstd >/dev/null || need+=(zstd)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${need[*]}"
+  $sudo apt-get update -qq
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null; then
+    # Ubuntu 24.04 renamed libfuse2.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]/libfuse2/libfuse2t64}" >/dev/null
+  fi
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent

@@ -1,0 +1,39 @@
+import { Command, Option } from 'commander';
+import { ImageView, type OpenOptions } from '../engine';
+import { UserError } from '../errors';
+
+/** Options every image-reading command shares. */
+export interface ImageOptions {
+  image?: string;
+  platform?: string;
+  layers?: string;
+  quiet?: boolean;
+}
+
+export function addImageOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--image <sel>', 'which image of a multi-image archive: position (0, 1, …), name (myapp:1.0) or digest (sha256:…)'))
+    .addOption(new Option('--platform <os/arch[/variant]>', 'which platform of a multi-platform image, e.g. linux/arm64 (default: this machine\'s)'))
+    .addOption(new Option('--layers <list>', 'view the image as of some layers: ..3 (as it stood after layer 3), 0-2,5, ^4 (all but layer 4)'))
+    .addOption(new Option('-q, --quiet', 'do not print warnings about the archive'));
+}
+
+export function warnPrinter(quiet: boolean | undefined): (m: string) => void {
+  return quiet ? () => undefined : (m) => process.stderr.write(`ocimount: warning: ${m}\n`);
+}
+
+export async function openView(archive: string, opts: ImageOptions): Promise<ImageView> {
+  const open: OpenOptions = { image: opts.image, platform: opts.platform, layers: opts.layers, onWarning: warnPrinter(opts.quiet) };
+  return ImageView.open(archive, open);
+}
+
+/** Ends the process with the error's one-line message and exit code. */
+export function reportAndExit(err: unknown): never {
+  if (err instanceof UserError) {
+    process.stderr.write(`ocimount: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  const e = err as Error;
+  process.stderr.write(`ocimount: internal error: ${e?.stack ?? String(err)}\n`);
+  process.exit(70);
+}

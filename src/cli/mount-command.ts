@@ -1,0 +1,167 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { UserError } from '../errors';
+import { checkMountpoint, loadFuse, mountImage, unmountPath } from '../fuse/mount';
+import { describeRecord } from '../image/select';
+import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+
+interface MountCliOptions extends ImageOptions {
+  foreground?: boolean;
+  rootfsOnly?: boolean;
+  allowOther?: boolean;
+  log?: string;
+}
+
+/** Messages from the background server to the command that started it. */
+type Notice = { warning: string } | { ready: string } | { error: string; code: number };
+
+const MOUNT_HELP = `
+Mounts IMAGE (a docker save / podman save / skopeo / oci-archive tar, a gzip- or zstd-compressed
+one, or an OCI layout folder) read-only at MOUNTPOINT and returns once the mount is ready; a
+server process keeps serving it in the background.
+
+What you see at MOUNTPOINT:
+  rootfs/                the merged image filesystem, whiteouts applied
+  layers/<diff_id>/      each layer alone, whiteout markers (.wh.*) shown as stored
+  layers/0, layers/1, …  symlinks to the layers in order, bottom layer first
+  config.json            the image config (Env, Cmd, Entrypoint, history, …)
+  manifest.json          the image manifest
+  history                one line per layer: position, diff_id, size, the command that made it
+
+Ownership and permissions: every file is readable by you, the user who mounted, whatever mode
+or owner the image gives it (analysing the image is the point). --allow-other lets other users in
+too, and then the kernel enforces the image's own modes and owners for everyone, you included
+(it needs user_allow_other in /etc/fuse.conf unless you are root).
+
+Examples:
+  ocimount myapp.tar /mnt/img && cat /mnt/img/rootfs/etc/os-release
+  ocimount --image myapp:1.0 bundle.tar /mnt/img          # one image of several
+  ocimount --platform linux/arm64 multi.oci.tar /mnt/img   # one platform of an index
+  ocimount --layers ..2 myapp.tar /mnt/img                 # the image as of layer 2
+  ocimount --rootfs-only myapp.tar /mnt/root               # the merged tree at the mount root
+  ocimount umount /mnt/img
+`;
+
+export function registerMount(program: Command): void {
+  addImageOptions(
+    program
+      .command('mount <image> <mountpoint>', { isDefault: true })
+      .description('mount an image archive read-only (the default command: ocimount IMAGE MOUNTPOINT)')
+      .option('-f, --foreground', 'stay attached; Ctrl-C unmounts')
+      .option('--rootfs-only', 'show the merged tree itself at the mountpoint')
+      .option('--allow-other', 'let other users access the mount (image permissions then apply)')
+      .option('--log <file>', 'where the server writes its log (default: a file in the temp dir, named when mounted)'),
+  )
+    .addHelpText('after', MOUNT_HELP)
+    .action(async (image: string, mountpoint: string, opts: MountCliOptions) => {
+      try {
+        if (opts.foreground || process.send) await serve(image, mountpoint, opts);
+        else await startInBackground(image, mountpoint, opts);
+      } catch (err) {
+        if (process.send && err instanceof UserError) {
+          process.send({ error: err.message, code: err.exitCode } satisfies Notice);
+          process.exit(err.exitCode);
+        }
+        reportAndExit(err);
+      }
+    });
+
+  program
+    .command('umount <mountpoint>')
+    .alias('unmount')
+    .description('unmount an ocimount mount (also cleans a dead one: "Transport endpoint is not connected")')
+    .option('-z, --lazy', 'detach now even if busy; the kernel finishes when it is no longer used')
+    .addHelpText('after', '\nExamples:\n  ocimount umount /mnt/img\n  ocimount umount --lazy /mnt/img   # busy, e.g. a shell still cd\'d inside\n')
+    .action(async (mountpoint: string, opts: { lazy?: boolean }) => {
+      try {
+        await unmountPath(mountpoint, !!opts.lazy);
+      } catch (err) {
+        reportAndExit(err);
+      }
+    });
+}
+
+function defaultLogPath(mountpoint: string): string {
+  const dir = path.join(os.tmpdir(), `ocimount-${process.getuid?.() ?? 'user'}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return path.join(dir, `${path.resolve(mountpoint).replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
+}
+
+/**
+ * Starts the server as a detached child and waits for its word: ready (exit 0) or an error
+ * (its message and exit code). Checks that can fail fast run here first, before any indexing.
+ */
+async function startInBackground(image: string, mountpoint: string, opts: MountCliOptions): Promise<void> {
+  loadFuse();
+  checkMountpoint(mountpoint);
+  const logPath = opts.log ?? defaultLogPath(mountpoint);
+  const logFd = fs.openSync(logPath, 'a');
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'ipc'],
+  });
+  fs.closeSync(logFd);
+  const outcome = await new Promise<{ ready: string } | { error: string; code: number } | { exited: number | null }>((resolve) => {
+    child.on('message', (m: Notice) => {
+      if ('warning' in m) process.stderr.write(`ocimount: warning: ${m.warning}\n`);
+      else resolve(m);
+    });
+    child.on('exit', (code) => resolve({ exited: code }));
+  });
+  if ('ready' in outcome) {
+    child.disconnect();
+    child.unref();
+    process.stdout.write(`${outcome.ready}\nserver pid ${child.pid}, log ${logPath}; unmount with: ocimount umount ${mountpoint}\n`);
+    return;
+  }
+  if ('error' in outcome) throw new UserError(outcome.error, outcome.code);
+  throw new UserError(`the mount server exited (code ${outcome.exited}) before the mount was ready; see ${logPath}`, 3);
+}
+
+/** Runs the server in this process until a signal or an outside unmount ends it. */
+async function serve(image: string, mountpoint: string, opts: MountCliOptions): Promise<void> {
+  const stamp = () => new Date().toISOString();
+  const log = (m: string) => process.stderr.write(`${stamp()} ${m}\n`);
+  const notify = (n: Notice) => process.send?.(n);
+  const view = await openView(image, {
+    ...opts,
+    quiet: true,
+  }).catch((err) => {
+    throw err;
+  });
+  for (const w of view.warnings) {
+    log(`warning: ${w}`);
+    if (!opts.quiet) notify({ warning: w });
+    if (!process.send && !opts.quiet) process.stderr.write(`ocimount: warning: ${w}\n`);
+  }
+  const active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, log });
+  const what = describeRecord(view.image.record).replace(/^\d+: /, '');
+  const ready = `mounted ${image} (${what}, ${view.layers.length} layers, ${view.merged.nodeCount} paths) at ${mountpoint}`;
+  log(ready);
+  if (process.send) {
+    notify({ ready });
+    process.disconnect();
+  } else {
+    process.stdout.write(`${ready}\nCtrl-C to unmount\n`);
+  }
+  let ending = false;
+  const end = async (why: string) => {
+    if (ending) return;
+    ending = true;
+    log(`${why}: unmounting ${mountpoint}`);
+    await active.unmount();
+    await view.close().catch(() => undefined);
+    log('unmounted');
+    process.exit(0);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
+  process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+  await active.gone;
+  log(`${mountpoint} was unmounted from outside`);
+  await view.close().catch(() => undefined);
+  process.exit(0);
+}

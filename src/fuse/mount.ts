@@ -1,0 +1,179 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { ImageView } from '../engine';
+import { UserError } from '../errors';
+import { Namespace } from './namespace';
+import { makeOps } from './ops';
+
+const run = promisify(execFile);
+
+export interface MountOptions {
+  rootfsOnly?: boolean;
+  /** Let other users see the mount; the kernel then enforces the image's modes and owners. */
+  allowOther?: boolean;
+  log: (message: string) => void;
+}
+
+/** fuse-native's surface as used here (it ships no types). */
+interface FuseInstance {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+type FuseConstructor = new (mnt: string, ops: object, opts: object) => FuseInstance;
+
+/** Loads fuse-native, turning a missing libfuse into advice instead of a dlopen stack trace. */
+export function loadFuse(): FuseConstructor {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('fuse-native') as FuseConstructor;
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/libfuse\.so/.test(msg)) {
+      throw new UserError('libfuse.so.2 is missing: install it (Debian/Ubuntu: apt-get install libfuse2, or libfuse2t64 on Ubuntu 24.04)', 3);
+    }
+    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]}`, 3);
+  }
+}
+
+export function findFusermount(): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    for (const name of ['fusermount', 'fusermount3']) {
+      const p = path.join(dir, name);
+      try {
+        fs.accessSync(p, fs.constants.X_OK);
+        return p;
+      } catch {
+        /* keep looking */
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Whether `dir` is a mount point right now, from the kernel's own table. */
+export function isMounted(dir: string): boolean {
+  const target = path.resolve(dir);
+  const table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return table.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === target);
+}
+
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/**
+ * Checks everything that makes a mount fail before trying, so each failure is one line that
+ * says what to do. (fuse-native's own errors are terse, and a failed mount can leave a dead
+ * mountpoint behind.)
+ */
+export function checkMountpoint(mnt: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(mnt);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`${mnt}: mountpoint does not exist (create it: mkdir -p ${mnt})`, 2);
+    if (code === 'ENOTCONN') {
+      throw new UserError(`${mnt}: a dead FUSE mount is still there (Transport endpoint is not connected): clean it with 'ocimount umount ${mnt}'`, 2);
+    }
+    throw new UserError(`${mnt}: ${(err as Error).message}`, 2);
+  }
+  if (!st.isDirectory()) throw new UserError(`${mnt}: mountpoint is not a directory`, 2);
+  if (isMounted(mnt)) throw new UserError(`${mnt}: something is already mounted there (unmount it first: ocimount umount ${mnt})`, 2);
+  try {
+    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    throw new UserError(
+      '/dev/fuse is not available: load the module (modprobe fuse), or in a container run with --device /dev/fuse --cap-add SYS_ADMIN; without FUSE, use the mount-free commands (ocimount ls, cat, extract)',
+      3,
+    );
+  }
+  if (!findFusermount()) throw new UserError('fusermount is missing: install it (Debian/Ubuntu: apt-get install fuse3)', 3);
+}
+
+export interface ActiveMount {
+  mountpoint: string;
+  /** Unmounts (lazily, as fuse-native does) and resolves when done. */
+  unmount(): Promise<void>;
+  /** Resolves when the mount disappears, whoever unmounted it. */
+  gone: Promise<void>;
+}
+
+/**
+ * Mounts the image read-only. The options fuse-native lacks (`ro`, `use_ino`,
+ * `negative_timeout`) travel inside `fsname`, since fuse-native joins its option string without
+ * escaping; see native-notes/mount-options.md.
+ */
+export async function mountImage(view: ImageView, mnt: string, opts: MountOptions): Promise<ActiveMount> {
+  const Fuse = loadFuse();
+  checkMountpoint(mnt);
+  const ns = new Namespace(view, { rootfsOnly: opts.rootfsOnly });
+  const ops = makeOps(ns, view, { log: opts.log });
+  const label = path.basename(view.archive.files.location).replace(/[^A-Za-z0-9._:@+-]/g, '_').slice(0, 100) || 'image';
+  const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : [])];
+  const fuse = new Fuse(mnt, ops, {
+    fsname: [`ocimount:${label}`, ...extra].join(','),
+    subtype: 'ocimount',
+    kernelCache: true,
+    entryTimeout: 3600,
+    attrTimeout: 3600,
+    autoUnmount: true,
+    allowOther: !!opts.allowOther,
+    maxRead: 131072,
+    timeout: 60_000,
+  });
+  await new Promise<void>((resolve, reject) =>
+    fuse.mount((err) => {
+      if (!err) return resolve();
+      // A failed mount can leave the kernel mount behind with nobody serving it.
+      if (isMounted(mnt)) run(findFusermount() ?? 'fusermount', ['-uz', mnt]).catch(() => undefined);
+      reject(new UserError(`${mnt}: mount failed: ${err.message}`, 3));
+    }),
+  );
+  let unmounting: Promise<void> | undefined;
+  const unmount = () =>
+    (unmounting ??= new Promise<void>((resolve) =>
+      fuse.unmount((err) => {
+        if (err) opts.log(`unmount ${mnt}: ${err.message}`);
+        resolve();
+      }),
+    ));
+  const gone = new Promise<void>((resolve) => {
+    // fuse-native does not report an unmount done by someone else (fusermount -u), so watch the
+    // kernel's mount table; the timer is async and cheap.
+    const timer = setInterval(() => {
+      fs.promises.readFile('/proc/self/mountinfo', 'utf8').then((table) => {
+        const target = path.resolve(mnt);
+        if (!table.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === target)) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, () => undefined);
+    }, 1000);
+  });
+  return { mountpoint: mnt, unmount, gone };
+}
+
+/** `ocimount umount`: fusermount -u, lazily (-z) when the mount is dead or busy and asked to. */
+export async function unmountPath(mnt: string, lazy: boolean): Promise<void> {
+  const fusermount = findFusermount();
+  if (!fusermount) throw new UserError('fusermount is missing: install it (Debian/Ubuntu: apt-get install fuse3)', 3);
+  let dead = false;
+  try {
+    fs.statSync(mnt);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') dead = true;
+    else if (code === 'ENOENT') throw new UserError(`${mnt}: no such directory`, 1);
+  }
+  if (!isMounted(mnt)) throw new UserError(`${mnt}: not mounted`, 1);
+  try {
+    await run(fusermount, [lazy || dead ? '-uz' : '-u', mnt]);
+  } catch (err) {
+    const msg = ((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+    const busy = /busy/i.test(msg) ? ' (still in use: close what uses it, or use --lazy)' : '';
+    throw new UserError(`${mnt}: unmount failed: ${msg}${busy}`, 3);
+  }
+}

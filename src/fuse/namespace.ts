@@ -1,0 +1,164 @@
+import type { ImageView } from '../engine';
+import { stepForLayer } from '../image/history';
+import { EntryType, statMode } from '../tar/entry';
+import type { NodeStat, Tree } from '../union/tree';
+
+/*
+ * What the mount shows, as a small fixed set of virtual files and directories around the image's
+ * trees:
+ *   rootfs/               the merged image
+ *   layers/<diff_id>/     each distinct layer alone, whiteout markers as stored
+ *   layers/<n>            symlink, the n-th layer (bottom = 0) -> its diff_id directory
+ *   config.json, manifest.json, history
+ * Inode numbers: 1 is the mount root, small numbers are the virtual entries, each tree gets a
+ * fixed range computed from its layer sizes, so numbers do not depend on the order of access.
+ */
+
+/** A tree shown at some directory of the mount; `inoBase + obj + 1` is a node's inode. */
+export interface TreeSpace {
+  kind: 'tree';
+  inoBase: number;
+  tree(): Tree;
+}
+
+export interface VirtualEntry {
+  kind: 'virtual';
+  ino: number;
+  type: EntryType.Directory | EntryType.File | EntryType.Symlink;
+  content?: Buffer;
+  target?: string;
+  children?: Map<string, VirtualEntry | TreeSpace>;
+}
+
+export type Resolved =
+  | { kind: 'tree'; space: TreeSpace; node: number }
+  | { kind: 'virtual'; entry: VirtualEntry };
+
+export interface NamespaceOptions {
+  /** Show the merged tree at the mount root and nothing else. */
+  rootfsOnly?: boolean;
+}
+
+export class Namespace {
+  readonly root: VirtualEntry | TreeSpace;
+  /** The newest mtime in the image, used as the virtual entries' timestamps. */
+  readonly mtime: number;
+
+  constructor(
+    readonly view: ImageView,
+    opts: NamespaceOptions = {},
+  ) {
+    const created = Date.parse(view.image.config.created ?? '');
+    this.mtime = Number.isFinite(created) ? created / 1000 : 0;
+    const firstTreeIno = 100;
+    const merged: TreeSpace = { kind: 'tree', inoBase: firstTreeIno, tree: () => view.merged };
+    if (opts.rootfsOnly) {
+      this.root = merged;
+      return;
+    }
+    let nextBase = firstTreeIno + view.merged.nodeCount + 1;
+    let ino = 2;
+    const file = (content: Buffer | string): VirtualEntry => ({ kind: 'virtual', ino: ino++, type: EntryType.File, content: Buffer.from(content) });
+    const layersDir = new Map<string, VirtualEntry | TreeSpace>();
+    view.layers.forEach((layer, position) => {
+      const name = layer.descriptor.diffId;
+      if (!layersDir.has(name)) {
+        const base = nextBase;
+        // The layer tree cannot have more objects than entries plus implied parent directories.
+        nextBase += layer.index.count + countSlashes(layer.index.pathPool) + 2;
+        layersDir.set(name, { kind: 'tree', inoBase: base, tree: () => view.layerTree(position) });
+      }
+      layersDir.set(String(position), { kind: 'virtual', ino: ino++, type: EntryType.Symlink, target: name });
+    });
+    this.root = {
+      kind: 'virtual',
+      ino: 1,
+      type: EntryType.Directory,
+      children: new Map<string, VirtualEntry | TreeSpace>([
+        ['rootfs', merged],
+        ['layers', { kind: 'virtual', ino: ino++, type: EntryType.Directory, children: layersDir }],
+        ['config.json', file(prettyJson(view.image.configBytes))],
+        ['manifest.json', file(prettyJson(view.image.manifestBytes))],
+        ['history', file(historyText(view))],
+      ]),
+    };
+  }
+
+  resolve(path: string): Resolved | undefined {
+    let at: VirtualEntry | TreeSpace = this.root;
+    const parts = path.split('/').filter((p) => p !== '');
+    for (let i = 0; i < parts.length; i++) {
+      if (at.kind === 'tree') {
+        const tree = at.tree();
+        let node = 0;
+        for (let j = i; j < parts.length; j++) {
+          node = tree.child(node, parts[j]);
+          if (node < 0) return undefined;
+        }
+        return { kind: 'tree', space: at, node };
+      }
+      const next: VirtualEntry | TreeSpace | undefined = at.children?.get(parts[i]);
+      if (!next) return undefined;
+      at = next;
+    }
+    return at.kind === 'tree' ? { kind: 'tree', space: at, node: 0 } : { kind: 'virtual', entry: at };
+  }
+
+  stat(r: Resolved): NodeStat {
+    if (r.kind === 'tree') {
+      const st = r.space.tree().stat(r.node);
+      return { ...st, ino: r.space.inoBase + st.ino };
+    }
+    const e = r.entry;
+    const size = e.content?.length ?? (e.target !== undefined ? Buffer.byteLength(e.target) : 0);
+    const subdirs = e.children ? [...e.children.values()].filter((c) => c.kind === 'tree' || c.type === EntryType.Directory).length : 0;
+    return {
+      ino: e.ino,
+      mode: statMode(e.type, e.type === EntryType.Directory ? 0o555 : e.type === EntryType.Symlink ? 0o777 : 0o444),
+      type: e.type,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      size,
+      mtime: this.mtime,
+      nlink: e.type === EntryType.Directory ? 2 + subdirs : 1,
+      devmajor: 0,
+      devminor: 0,
+    };
+  }
+
+  /** Names and resolved entries of a directory's children, in name order. */
+  list(r: Resolved): Array<{ name: string; entry: Resolved }> {
+    if (r.kind === 'tree') {
+      const tree = r.space.tree();
+      return tree.children(r.node).map((n) => ({ name: tree.names[n], entry: { kind: 'tree', space: r.space, node: n } }));
+    }
+    return [...(r.entry.children ?? new Map()).entries()].map(([name, child]) => ({
+      name,
+      entry: child.kind === 'tree' ? { kind: 'tree', space: child, node: 0 } : { kind: 'virtual', entry: child },
+    }));
+  }
+}
+
+function countSlashes(pool: Buffer): number {
+  let n = 0;
+  for (let i = pool.indexOf(0x2f); i >= 0; i = pool.indexOf(0x2f, i + 1)) n++;
+  return n;
+}
+
+function prettyJson(bytes: Buffer): string {
+  try {
+    return JSON.stringify(JSON.parse(bytes.toString('utf8')), null, 2) + '\n';
+  } catch {
+    return bytes.toString('utf8');
+  }
+}
+
+/** One line per layer: position, diff_id, size, the build step that made it. */
+export function historyText(view: ImageView): string {
+  const lines = view.layers.map((l, i) => {
+    const step = stepForLayer(view.image.history, i);
+    const size = l.compression === 'none' ? l.storedSize : l.stream.size;
+    return `${i}\t${l.descriptor.diffId}\t${size}\t${(step?.createdBy ?? '').replace(/\s+/g, ' ').trim()}`;
+  });
+  return `# position\tdiff_id\tsize\tcreated_by\n${lines.join('\n')}\n`;
+}
