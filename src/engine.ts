@@ -1,6 +1,7 @@
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive/archive-files';
 import { detectCompression } from './compress/detect';
-import { createSeekIndexBuilder, openRandomAccess } from './compress/stream';
+import { cacheKey, IndexCache, sampleDigest } from './cache/index-cache';
+import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess, type SeekIndex } from './compress/stream';
 import { FileSource, readExactly, type ByteSource } from './io/byte-source';
 import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';
@@ -9,6 +10,7 @@ import type { Image, ImageRecord, LayerDescriptor } from './image/model';
 import { selectImage, type ImageSelector } from './image/select';
 import { scanTar } from './tar/scan';
 import type { TarIndex } from './tar/tar-index';
+import { decodeTarIndex, encodeTarIndex } from './tar/tar-index-codec';
 import { buildTree, type FileObj } from './union/build';
 import { readEntryContent } from './union/content';
 import type { Tree } from './union/tree';
@@ -33,6 +35,8 @@ export interface OpenOptions extends ImageSelector {
   layers?: string;
   /** Called with every warning as it is found (the CLI prints them on stderr). */
   onWarning?: (message: string) => void;
+  /** Where indexes are kept between runs; undefined = no cache. */
+  cache?: IndexCache;
 }
 
 /** An opened archive: its files and the images found in it. */
@@ -135,7 +139,7 @@ export class ImageView {
     for (const d of image.layers) {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
-      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d);
+      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, opts.cache);
       if (!seen) layer.warnings.forEach(warn);
       byBlob.set(d.blobPath, layer);
       layers.push(layer);
@@ -207,27 +211,65 @@ export class ImageView {
   }
 }
 
-async function indexLayer(files: ArchiveFiles, d: LayerDescriptor): Promise<IndexedLayer> {
+interface LayerIndexes {
+  index: TarIndex;
+  seek?: SeekIndex;
+  warnings: string[];
+}
+
+/**
+ * Indexes one layer blob: its compression by magic bytes, its tar entries, and for a compressed
+ * blob the seek index that makes random reads cheap. A cached index is used when the cache holds
+ * one for this very blob (digest, size and sampled content all agree).
+ */
+async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, cache: IndexCache | undefined): Promise<IndexedLayer> {
   const blob = await files.open(d.blobPath);
   const head = Buffer.alloc(Math.min(1024, blob.size));
   await blob.read(head, 0, head.length, 0);
   const kind = detectCompression(head);
   const what = `layer ${d.position} (${d.diffId})`;
+  if (kind !== 'none' && kind !== 'gzip' && kind !== 'zstd') {
+    throw new ArchiveError(`${files.location}: ${what} is ${kind === 'unknown' ? 'neither a tar nor in a known compression' : `${kind}-compressed, which ocimount does not read in layers`}`);
+  }
+  const key = cache && cacheKey({ kind: 'layer', id: d.digest ?? d.diffId, compression: kind, sample: await sampleDigest(blob) });
+  let found = key ? await loadCachedLayer(cache!, key, kind !== 'none') : undefined;
+  if (!found) {
+    found = await scanLayer(blob, kind, what).catch((err: Error) => {
+      throw err instanceof ArchiveError ? err : new ArchiveError(`${files.location}: ${err.message}`);
+    });
+    if (key) {
+      await cache!.put(key, {
+        meta: { what: 'layer index', diffId: d.diffId, warnings: found.warnings },
+        sections: [encodeTarIndex(found.index), ...(found.seek ? [encodeSeekIndex(found.seek)] : [])],
+      });
+    }
+  }
+  const stream = kind === 'none' ? blob : openRandomAccess(kind, blob, found.seek!);
+  return { descriptor: d, compression: kind, stream, index: found.index, storedSize: blob.size, warnings: found.warnings };
+}
+
+async function scanLayer(blob: ByteSource, kind: Compression, what: string): Promise<LayerIndexes> {
   if (kind === 'none') {
     const scan = await scanTar(blob, what);
-    return { descriptor: d, compression: 'none', stream: blob, index: scan.index, storedSize: blob.size, warnings: scan.warnings };
+    return { index: scan.index, warnings: scan.warnings };
   }
-  if (kind === 'gzip' || kind === 'zstd') {
-    const builder = createSeekIndexBuilder(kind, blob);
-    let scan;
-    try {
-      scan = await scanTar(builder, what);
-    } catch (err) {
-      throw new ArchiveError(`${files.location}: ${(err as Error).message}`);
-    }
-    const seek = await builder.finish();
-    const stream = openRandomAccess(kind, blob, seek);
-    return { descriptor: d, compression: kind, stream, index: scan.index, storedSize: blob.size, warnings: scan.warnings };
+  // One pass over the compressed blob gives both the tar index and the seek points.
+  const builder = createSeekIndexBuilder(kind, blob);
+  const scan = await scanTar(builder, what);
+  const seek = await builder.finish();
+  return { index: scan.index, seek, warnings: scan.warnings };
+}
+
+async function loadCachedLayer(cache: IndexCache, key: string, needsSeek: boolean): Promise<LayerIndexes | undefined> {
+  const entry = await cache.get(key);
+  if (!entry || (needsSeek && !entry.sections[1])) return undefined;
+  try {
+    return {
+      index: decodeTarIndex(entry.sections[0]),
+      seek: entry.sections[1] ? decodeSeekIndex(entry.sections[1]) : undefined,
+      warnings: Array.isArray(entry.meta.warnings) ? (entry.meta.warnings as string[]) : [],
+    };
+  } catch {
+    return undefined;
   }
-  throw new ArchiveError(`${files.location}: ${what} is ${kind === 'unknown' ? 'not a tar and not in a known compression' : `${kind}-compressed, which layers cannot be`}`);
 }

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { defaultCacheDir, IndexCache } from '../cache/index-cache';
 import { ImageView, type OpenOptions } from '../engine';
 import { UserError } from '../errors';
 
@@ -8,6 +9,9 @@ export interface ImageOptions {
   platform?: string;
   layers?: string;
   quiet?: boolean;
+  cacheDir?: string;
+  /** commander's negation of --no-cache. */
+  cache?: boolean;
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -15,6 +19,8 @@ export function addImageOptions(cmd: Command): Command {
     .addOption(new Option('--image <sel>', 'which image of a multi-image archive: position (0, 1, …), name (myapp:1.0) or digest (sha256:…)'))
     .addOption(new Option('--platform <os/arch[/variant]>', 'which platform of a multi-platform image, e.g. linux/arm64 (default: this machine\'s)'))
     .addOption(new Option('--layers <list>', 'view the image as of some layers: ..3 (as it stood after layer 3), 0-2,5, ^4 (all but layer 4)'))
+    .addOption(new Option('--cache-dir <dir>', 'where layer indexes are kept between runs').default(undefined, '$XDG_CACHE_HOME/ocimount'))
+    .addOption(new Option('--no-cache', 'neither read nor write the index cache'))
     .addOption(new Option('-q, --quiet', 'do not print warnings about the archive'));
 }
 
@@ -23,7 +29,9 @@ export function warnPrinter(quiet: boolean | undefined): (m: string) => void {
 }
 
 export async function openView(archive: string, opts: ImageOptions): Promise<ImageView> {
-  const open: OpenOptions = { image: opts.image, platform: opts.platform, layers: opts.layers, onWarning: warnPrinter(opts.quiet) };
+  const onWarning = warnPrinter(opts.quiet);
+  const cache = opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), onWarning);
+  const open: OpenOptions = { image: opts.image, platform: opts.platform, layers: opts.layers, onWarning, cache };
   return ImageView.open(archive, open);
 }
 

@@ -1,0 +1,122 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ByteSource } from '../io/byte-source';
+
+/*
+ * The on-disk index cache. One file per cached thing (a layer's tar index and seek index, or a
+ * compressed archive's outer index), named by a key derived from what the thing *is*: the
+ * layer's digest, its stored size and a hash of its first and last 64 KiB, so the same layer
+ * in another archive hits, and a changed file misses. Every file carries a SHA-256 of its own
+ * bytes; one that does not check out is ignored and rebuilt. Writes go to a temp file and are
+ * renamed into place, so a reader never sees half a file.
+ */
+
+const MAGIC = Buffer.from('OCIMCACHE2\n');
+const SAMPLE = 64 * 1024;
+
+export interface CacheEntry {
+  meta: Record<string, unknown>;
+  sections: Buffer[];
+}
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'ocimount');
+}
+
+/** sha256 of a source's first and last 64 KiB and its size: cheap, and changes when the content does. */
+export async function sampleDigest(src: ByteSource): Promise<string> {
+  const hash = createHash('sha256');
+  const head = Buffer.alloc(Math.min(SAMPLE, src.size));
+  await src.read(head, 0, head.length, 0);
+  hash.update(head);
+  const tailLen = Math.min(SAMPLE, Math.max(0, src.size - head.length));
+  if (tailLen > 0) {
+    const tail = Buffer.alloc(tailLen);
+    await src.read(tail, 0, tailLen, src.size - tailLen);
+    hash.update(tail);
+  }
+  hash.update(String(src.size));
+  return hash.digest('hex');
+}
+
+export function cacheKey(parts: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify({ format: MAGIC.toString().trim(), ...parts })).digest('hex');
+}
+
+export function encodeEntry(entry: CacheEntry): Buffer {
+  const meta = Buffer.from(JSON.stringify(entry.meta));
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(meta.length, 0);
+  head.writeUInt32LE(entry.sections.length, 4);
+  const lengths = Buffer.alloc(8 * entry.sections.length);
+  entry.sections.forEach((s, i) => lengths.writeBigUInt64LE(BigInt(s.length), i * 8));
+  const body = Buffer.concat([MAGIC, head, meta, lengths, ...entry.sections]);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+export function decodeEntry(buf: Buffer): CacheEntry {
+  if (buf.length < MAGIC.length + 8 + 32 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not a cache file');
+  const body = buf.subarray(0, buf.length - 32);
+  if (!createHash('sha256').update(body).digest().equals(buf.subarray(buf.length - 32))) throw new Error('checksum mismatch');
+  let at = MAGIC.length;
+  const metaLen = body.readUInt32LE(at);
+  const count = body.readUInt32LE(at + 4);
+  at += 8;
+  const meta = JSON.parse(body.toString('utf8', at, at + metaLen)) as Record<string, unknown>;
+  at += metaLen;
+  const lengths = Array.from({ length: count }, (_, i) => Number(body.readBigUInt64LE(at + i * 8)));
+  at += 8 * count;
+  const sections = lengths.map((n) => {
+    const s = body.subarray(at, at + n);
+    at += n;
+    return s;
+  });
+  if (at !== body.length) throw new Error('cache file has the wrong length');
+  return { meta, sections };
+}
+
+export class IndexCache {
+  constructor(
+    readonly dir: string,
+    private readonly log: (message: string) => void = () => undefined,
+  ) {}
+
+  private file(key: string): string {
+    return path.join(this.dir, key.slice(0, 2), `${key}.idx`);
+  }
+
+  /** The entry under `key`, or undefined when absent, unreadable or corrupt (then removed). */
+  async get(key: string): Promise<CacheEntry | undefined> {
+    const file = this.file(key);
+    let buf: Buffer;
+    try {
+      buf = await fs.promises.readFile(file);
+    } catch {
+      return undefined;
+    }
+    try {
+      return decodeEntry(buf);
+    } catch (err) {
+      this.log(`cache: ${file}: ${(err as Error).message}; rebuilding it`);
+      await fs.promises.rm(file, { force: true }).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** Stores atomically; a cache that cannot be written is a warning, never a failure. */
+  async put(key: string, entry: CacheEntry): Promise<void> {
+    const file = this.file(key);
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await fs.promises.mkdir(path.dirname(file), { recursive: true });
+      await fs.promises.writeFile(tmp, encodeEntry(entry));
+      await fs.promises.rename(tmp, file);
+    } catch (err) {
+      this.log(`cache: cannot write ${file}: ${(err as Error).message}`);
+      await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { TarIndex, type EntryExtras } from './tar-index';
+
+/*
+ * A TarIndex as bytes, for the on-disk cache: the columns are written as they sit in memory
+ * (typed arrays, little-endian on every machine this runs on), the rare extras as JSON. Loading
+ * is a few copies, no per-entry parsing.
+ */
+
+const MAGIC = 'OCIMTIX1';
+
+type Column = Uint8Array | Uint16Array | Uint32Array | Float64Array;
+
+function columnsOf(ix: TarIndex): Column[] {
+  return [ix.pathStart, ix.types, ix.modes, ix.uids, ix.gids, ix.sizes, ix.mtimes, ix.dataOffsets];
+}
+
+function extrasToJson(extras: Map<number, EntryExtras>): string {
+  const rows: Array<[number, Record<string, unknown>]> = [];
+  for (const [i, x] of extras) {
+    const { xattrs, ...rest } = x;
+    rows.push([i, xattrs ? { ...rest, xattrs: Object.fromEntries(Object.entries(xattrs).map(([k, v]) => [k, v.toString('base64')])) } : rest]);
+  }
+  return JSON.stringify(rows);
+}
+
+function extrasFromJson(json: string): Map<number, EntryExtras> {
+  const rows = JSON.parse(json) as Array<[number, EntryExtras & { xattrs?: Record<string, string> }]>;
+  return new Map(
+    rows.map(([i, x]) => [
+      i,
+      x.xattrs ? { ...x, xattrs: Object.fromEntries(Object.entries(x.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : (x as EntryExtras),
+    ]),
+  );
+}
+
+export function encodeTarIndex(ix: TarIndex): Buffer {
+  const extras = Buffer.from(extrasToJson(ix.extras));
+  const cols = columnsOf(ix).map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+  const head = Buffer.alloc(8 + 4 + 4 + 4);
+  head.write(MAGIC, 0, 'latin1');
+  head.writeUInt32LE(ix.count, 8);
+  head.writeUInt32LE(ix.pathPool.length, 12);
+  head.writeUInt32LE(extras.length, 16);
+  return Buffer.concat([head, ix.pathPool, extras, ...cols]);
+}
+
+export function decodeTarIndex(buf: Buffer): TarIndex {
+  if (buf.length < 20 || buf.toString('latin1', 0, 8) !== MAGIC) throw new Error('not a tar index');
+  const count = buf.readUInt32LE(8);
+  const poolLen = buf.readUInt32LE(12);
+  const extrasLen = buf.readUInt32LE(16);
+  let at = 20;
+  const take = (n: number): Buffer => {
+    if (at + n > buf.length) throw new Error('tar index truncated');
+    const b = buf.subarray(at, at + n);
+    at += n;
+    return b;
+  };
+  // Copy into fresh, aligned buffers: a view into `buf` may sit at an odd offset.
+  const col = <T extends Column>(Ctor: { new (n: number): T; BYTES_PER_ELEMENT: number }, n: number): T => {
+    const out = new Ctor(n);
+    const src = take(n * Ctor.BYTES_PER_ELEMENT);
+    new Uint8Array(out.buffer).set(src);
+    return out;
+  };
+  const pool = Buffer.from(take(poolLen));
+  const extras = extrasFromJson(take(extrasLen).toString('utf8'));
+  const ix = new TarIndex(
+    count,
+    pool,
+    col(Uint32Array, count + 1),
+    col(Uint8Array, count),
+    col(Uint16Array, count),
+    col(Uint32Array, count),
+    col(Uint32Array, count),
+    col(Float64Array, count),
+    col(Float64Array, count),
+    col(Float64Array, count),
+    extras,
+  );
+  if (at !== buf.length) throw new Error('tar index has trailing bytes');
+  if (ix.pathStart[count] !== poolLen) throw new Error('tar index path table is inconsistent');
+  return ix;
+}
