@@ -8,6 +8,7 @@ import { parseLayerSelection } from './image/layer-selection';
 import { loadImage } from './image/load';
 import type { Image, ImageRecord, LayerDescriptor } from './image/model';
 import { selectImage, type ImageSelector } from './image/select';
+import { layerDigestProblems, metadataDigestProblems } from './image/verify';
 import { scanTar } from './tar/scan';
 import type { TarIndex } from './tar/tar-index';
 import { decodeTarIndex, encodeTarIndex } from './tar/tar-index-codec';
@@ -37,6 +38,8 @@ export interface OpenOptions extends ImageSelector {
   onWarning?: (message: string) => void;
   /** Where indexes are kept between runs; undefined = no cache. */
   cache?: IndexCache;
+  /** Check every digest (manifest, config, layer blobs, diff_ids) and fail on a mismatch. */
+  verify?: boolean;
 }
 
 /** An opened archive: its files and the images found in it. */
@@ -81,13 +84,13 @@ async function openArchiveFiles(path: string): Promise<ArchiveFiles> {
     const kind = detectCompression(head);
     const stamp = { size: st.size, mtimeMs: st.mtimeMs };
     const close = () => file.close();
-    if (kind === 'none') return TarArchiveFiles.fromScan(path, await scanTar(file, path), file, stamp, close);
+    if (kind === 'none') return TarArchiveFiles.fromScan(path, await scanTar(file, path), file, stamp, close, file);
     if (kind === 'gzip' || kind === 'zstd') {
       // `docker save | gzip`: one pass indexes the outer tar and records seek points.
       const builder = createSeekIndexBuilder(kind, file);
       const scanned = await scanTar(builder, path);
       const seek = await builder.finish();
-      return TarArchiveFiles.fromScan(path, scanned, openRandomAccess(kind, file, seek), stamp, close);
+      return TarArchiveFiles.fromScan(path, scanned, openRandomAccess(kind, file, seek), stamp, close, file);
     }
     throw new ArchiveError(`${path}: the archive is ${kind}-compressed, which ocimount cannot read yet; decompress it first`);
   } catch (err) {
@@ -134,6 +137,9 @@ export class ImageView {
     const record = archive.select(opts);
     const image = await loadImage(archive.files, record);
     image.warnings.forEach(warn);
+    const metaProblems = metadataDigestProblems(image);
+    if (opts.verify && metaProblems.length) throw new ArchiveError(`${archive.files.location}: ${metaProblems[0]}`);
+    metaProblems.forEach(warn);
     const layers: IndexedLayer[] = [];
     const byBlob = new Map<string, IndexedLayer>();
     for (const d of image.layers) {
@@ -143,6 +149,14 @@ export class ImageView {
       if (!seen) layer.warnings.forEach(warn);
       byBlob.set(d.blobPath, layer);
       layers.push(layer);
+    }
+    if (opts.verify) {
+      const problems = await layerDigestProblems(
+        await Promise.all(
+          layers.map(async (l) => ({ ...l.descriptor, blob: await archive.files.open(l.descriptor.blobPath), stream: l.stream, compressed: l.compression !== 'none' })),
+        ),
+      );
+      if (problems.length) throw new ArchiveError(`${archive.files.location}: ${problems.join('; ')}`);
     }
     const applied = opts.layers ? parseLayerSelection(opts.layers, layers.length) : layers.map((_, i) => i);
     const { tree, warnings: treeWarnings } = buildTree(

@@ -21,6 +21,8 @@ export interface ArchiveFiles {
   has(path: string): boolean;
   list(): string[];
   open(path: string): Promise<ByteSource>;
+  /** The files whose bytes the indexes point into, to watch for changes while mounted. */
+  backingFiles(): FileSource[];
   close(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ export class TarArchiveFiles implements ArchiveFiles {
     private readonly byPath: Map<string, number>,
     readonly stamp: { size: number; mtimeMs: number },
     readonly warnings: string[],
+    private readonly backing?: FileSource,
   ) {}
 
   /**
@@ -71,10 +74,11 @@ export class TarArchiveFiles implements ArchiveFiles {
     source: ByteSource,
     stamp: { size: number; mtimeMs: number },
     close: () => Promise<void>,
+    backing?: FileSource,
   ): TarArchiveFiles {
     const byPath = new Map<string, number>();
     for (let i = 0; i < scanned.index.count; i++) byPath.set(scanned.index.path(i), i);
-    return new TarArchiveFiles(location, source, close, scanned.index, byPath, stamp, scanned.warnings);
+    return new TarArchiveFiles(location, source, close, scanned.index, byPath, stamp, scanned.warnings, backing);
   }
 
   has(path: string): boolean {
@@ -110,6 +114,10 @@ export class TarArchiveFiles implements ArchiveFiles {
       throw new ArchiveError(`${this.location}: ${path}: ${what}`);
     }
     return new SliceSource(this.source, this.index.dataOffsets[i], this.index.sizes[i]);
+  }
+
+  backingFiles(): FileSource[] {
+    return this.backing ? [this.backing] : [];
   }
 
   close(): Promise<void> {
@@ -174,6 +182,10 @@ export class DirArchiveFiles implements ArchiveFiles {
     const src = await FileSource.open(real);
     this.opened.push(src);
     return src;
+  }
+
+  backingFiles(): FileSource[] {
+    return [...this.opened];
   }
 
   async close(): Promise<void> {

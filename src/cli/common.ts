@@ -10,6 +10,7 @@ export interface ImageOptions {
   layers?: string;
   quiet?: boolean;
   cacheDir?: string;
+  verify?: boolean;
   /** commander's negation of --no-cache. */
   cache?: boolean;
 }
@@ -21,6 +22,7 @@ export function addImageOptions(cmd: Command): Command {
     .addOption(new Option('--layers <list>', 'view the image as of some layers: ..3 (as it stood after layer 3), 0-2,5, ^4 (all but layer 4)'))
     .addOption(new Option('--cache-dir <dir>', 'where layer indexes are kept between runs').default(undefined, '$XDG_CACHE_HOME/ocimount'))
     .addOption(new Option('--no-cache', 'neither read nor write the index cache'))
+    .addOption(new Option('--verify', 'check the digests of manifest, config and every layer first (reads everything once)'))
     .addOption(new Option('-q, --quiet', 'do not print warnings about the archive'));
 }
 
@@ -31,7 +33,7 @@ export function warnPrinter(quiet: boolean | undefined): (m: string) => void {
 export async function openView(archive: string, opts: ImageOptions): Promise<ImageView> {
   const onWarning = warnPrinter(opts.quiet);
   const cache = opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), onWarning);
-  const open: OpenOptions = { image: opts.image, platform: opts.platform, layers: opts.layers, onWarning, cache };
+  const open: OpenOptions = { image: opts.image, platform: opts.platform, layers: opts.layers, onWarning, cache, verify: opts.verify };
   return ImageView.open(archive, open);
 }
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
+import type { ImageView } from '../engine';
 import { UserError } from '../errors';
 import { checkMountpoint, loadFuse, mountImage, unmountPath } from '../fuse/mount';
 import { describeRecord } from '../image/select';
@@ -158,10 +159,31 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
     process.exit(0);
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
+  watchArchive(view, log);
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
   await active.gone;
   log(`${mountpoint} was unmounted from outside`);
   await view.close().catch(() => undefined);
   process.exit(0);
+}
+
+/** Every few seconds, checks that the archive under the mount is the one that was indexed. */
+function watchArchive(view: ImageView, log: (m: string) => void): void {
+  const said = new Set<string>();
+  const timer = setInterval(() => {
+    for (const file of view.archive.files.backingFiles()) {
+      file.checkUnchanged().then(
+        ({ stale, note }) => {
+          const message = stale ? `${stale}: reads now fail with EIO` : note;
+          if (message && !said.has(message)) {
+            said.add(message);
+            log(message);
+          }
+        },
+        () => undefined,
+      );
+    }
+  }, 3000);
+  timer.unref();
 }

@@ -112,7 +112,13 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
       // Stats ride along with the names so `find` and `ls -l` need no getattr per entry.
-      const children = ns.list(r);
+      // A name over 255 bytes can never be looked up, and one over the kernel's 1024-byte limit
+      // would fail the whole listing: leave those out, and say so.
+      const children = ns.list(r).filter((c) => {
+        if (Buffer.byteLength(c.name) <= 255) return true;
+        opts.log(`readdir ${path}: left out a ${Buffer.byteLength(c.name)}-byte name (longer than 255)`);
+        return false;
+      });
       const names = ['.', '..', ...children.map((c) => c.name)];
       const self = toFuseStat(ns.stat(r));
       const stats = [self, self, ...children.map((c) => toFuseStat(ns.stat(c.entry)))];

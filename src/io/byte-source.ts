@@ -30,6 +30,9 @@ export type ScanSource = Pick<ByteSource, 'read' | 'readSync'> & { readonly size
 
 /** An open file read with positioned reads (pread), never with a shared file cursor. */
 export class FileSource implements ByteSource {
+  /** Set once the file is seen changed in place: its bytes no longer match the index. */
+  private staleReason?: string;
+
   private constructor(
     readonly path: string,
     private readonly handle: fsp.FileHandle,
@@ -54,6 +57,7 @@ export class FileSource implements ByteSource {
   }
 
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+    if (this.staleReason) throw new Error(this.staleReason);
     const want = Math.max(0, Math.min(length, this.size - position));
     let done = 0;
     while (done < want) {
@@ -76,6 +80,23 @@ export class FileSource implements ByteSource {
       done += n;
     }
     return done;
+  }
+
+  /**
+   * Compares the open file with what it was when opened. A file changed in place can no longer
+   * be trusted (reads fail from then on); a file removed or replaced by rename is still the same
+   * bytes through our descriptor, which is only worth a note.
+   */
+  async checkUnchanged(): Promise<{ stale?: string; note?: string }> {
+    if (this.staleReason) return { stale: this.staleReason };
+    const st = await this.handle.stat();
+    if (st.size !== this.size || st.mtimeMs !== this.mtimeMs) {
+      this.staleReason = `${this.path} changed since it was opened (size ${this.size} -> ${st.size}); remount it`;
+      return { stale: this.staleReason };
+    }
+    const named = await fsp.stat(this.path).catch(() => undefined);
+    if (!named || named.ino !== st.ino) return { note: `${this.path} was removed or replaced; still serving the original bytes` };
+    return {};
   }
 
   close(): Promise<void> {

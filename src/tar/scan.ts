@@ -48,7 +48,8 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
   const read = (buf: Buffer, len: number, pos: number): number | Promise<number> =>
     readSync ? readSync(buf, 0, len, pos) : src.read(buf, 0, len, pos);
   const readData = async (pos: number, len: number, label: string): Promise<Buffer> => {
-    if (len > 64 * 1024 * 1024) throw new Error(`${what}: ${label} at byte ${pos} claims ${len} bytes`);
+    // Extension headers are small; a huge one is a broken or hostile archive, not a big name.
+    if (len > 8 * 1024 * 1024) throw new Error(`${what}: ${label} at byte ${pos} claims ${len} bytes`);
     const buf = Buffer.alloc(len);
     const n = await read(buf, len, pos);
     if (n !== len) throw new Error(`${what}: truncated in ${label} at byte ${pos}`);
