@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './demo-command';
 import { registerMount } from './mount-command';
+import { registerQueryCommands } from './query-commands';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('ocimount')
@@ -10,6 +11,7 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride();
   registerMount(program);
   registerDemo(program);
+  registerQueryCommands(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

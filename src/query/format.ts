@@ -71,14 +71,19 @@ export function displayPath(treePath: string): string {
   return `/${treePath}`;
 }
 
-/** Right-aligns each column to its widest cell; the last column is left as is. */
+/** Pads each column to its widest cell (left- or right-aligned), two spaces apart; the last is left as is. */
 export function alignColumns(rows: string[][], rightAlign: boolean[] = []): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) =>
     row
       .map((cell, i) => (i === row.length - 1 ? cell : rightAlign[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
-      .join(' ')
+      .join('  ')
       .trimEnd(),
   );
+}
+
+/** Build steps can hold newlines (heredocs in RUN); a table row must stay one line. */
+export function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, '\\n').replace(/\t/g, ' ');
 }

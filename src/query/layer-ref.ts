@@ -1,5 +1,7 @@
 import { NotFoundError, UsageError } from '../errors';
+import type { ImageView } from '../engine';
 import type { LayerDescriptor } from '../image/model';
+import type { Tree } from '../union/tree';
 
 /**
  * `--layer` takes a position (`3`), a diff_id (`sha256:…`) or a unique prefix of its hex
@@ -25,4 +27,11 @@ export function resolveLayerRef(ref: string, layers: readonly LayerDescriptor[])
     throw new UsageError(`--layer ${ref}: layers ${hits.map((l) => l.position).join(', ')} have that diff_id; give the position instead`);
   }
   return hits[0].position;
+}
+
+/** The tree a command reads: one layer alone for `--layer`, otherwise the merged image. */
+export function chooseTree(view: ImageView, layerRef: string | undefined): { tree: Tree; layer?: number } {
+  if (layerRef === undefined) return { tree: view.merged };
+  const layer = resolveLayerRef(layerRef, view.image.layers);
+  return { tree: view.layerTree(layer), layer };
 }

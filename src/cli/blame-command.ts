@@ -1,0 +1,98 @@
+import type { Command } from 'commander';
+import { NotFoundError } from '../errors';
+import { stepForLayer } from '../image/history';
+import { blame, headlineChange, type BlameChange } from '../query/blame';
+import { alignColumns, displayPath, oneLine, shortDigest } from '../query/format';
+import { imagePath, resolvePath } from '../query/resolve';
+import { baseName, joinPath, parentOf } from '../paths';
+import type { ImageView } from '../engine';
+import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+
+interface BlameOptions extends ImageOptions {
+  all?: boolean;
+  json?: boolean;
+}
+
+const HELP = `
+Names every layer that added (A), changed (M) or deleted (D) PATH or anything below it, one line
+per layer: position, diff_id, what it did, the path it did it to, and the build step that made
+the layer. Whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) over PATH or over one of its
+parents count as deletions. Layers that did not touch PATH are not shown. When a layer touched
+several paths below PATH, the line shows the one nearest PATH and how many more; --all prints
+one line per path. Exit code 1 when no layer ever touched PATH.
+
+Examples:
+  ocimount blame myapp.tar /app/trace.log
+  ocimount blame --all myapp.tar /etc
+  ocimount blame --json myapp.tar /usr/lib/libssl.so.3 | jq -r '.[].createdBy'
+`;
+
+export function registerBlame(program: Command): Command {
+  return addImageOptions(
+    program
+      .command('blame <image> <path>')
+      .description('show which layers (and build steps) added, changed or deleted a path')
+      .option('--all', 'one line per changed path instead of one per layer')
+      .option('--json', 'print a JSON array, one object per layer'),
+  )
+    .addHelpText('after', HELP)
+    .action(async (image: string, path: string, opts: BlameOptions) => {
+      try {
+        const view = await openView(image, opts);
+        try {
+          run(view, path, opts);
+        } finally {
+          await view.close();
+        }
+      } catch (err) {
+        reportAndExit(err);
+      }
+    });
+}
+
+/**
+ * The path as the layers store it: when its directory is reachable in the image through
+ * symlinks (/lib -> usr/lib), the real directory; otherwise (deleted, never there) as typed.
+ */
+function storedPath(view: ImageView, userPath: string): string {
+  const path = imagePath(userPath);
+  if (path === '') return path;
+  try {
+    const dir = resolvePath(view.merged, parentOf(path), { followFinal: true });
+    return joinPath(view.merged.path(dir), baseName(path));
+  } catch {
+    return path;
+  }
+}
+
+function run(view: ImageView, userPath: string, opts: BlameOptions): void {
+  const target = storedPath(view, userPath);
+  const layers = blame(view.layers.map((l) => l.index), view.applied, target);
+  if (layers.length === 0) throw new NotFoundError(`${displayPath(target)}: no layer added, changed or deleted it`);
+  const info = (position: number) => {
+    const step = stepForLayer(view.image.history, position);
+    return { diffId: view.layers[position].descriptor.diffId, created: step?.created ?? null, createdBy: step?.createdBy ?? null };
+  };
+  if (opts.json) {
+    const out = layers.map((l) => {
+      const head = headlineChange(l.changes, target);
+      return { position: l.position, ...info(l.position), kind: head.kind, path: head.path, changes: l.changes };
+    });
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+  const describe = (c: BlameChange) => (c.by && c.by !== c.path ? `${c.path} (by ${c.by})` : c.path);
+  const rows: string[][] = [];
+  for (const l of layers) {
+    const { diffId, createdBy } = info(l.position);
+    const prefix = [String(l.position), shortDigest(diffId)];
+    const step = oneLine(createdBy ?? '-');
+    if (opts.all) for (const c of l.changes) rows.push([...prefix, c.kind, describe(c), step]);
+    else {
+      const head = headlineChange(l.changes, target);
+      const more = l.changes.length > 1 ? ` (+${l.changes.length - 1} more)` : '';
+      rows.push([...prefix, head.kind, describe(head) + more, step]);
+    }
+  }
+  process.stdout.write(`${alignColumns(rows).join('\n')}\n`);
+}

@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import { UserError } from '../errors';
+import { EntryType } from '../tar/entry';
+import { fileChunks } from '../query/content';
+import { displayPath } from '../query/format';
+import { chooseTree } from '../query/layer-ref';
+import { describeType, imagePath, resolvePath } from '../query/resolve';
+import { quietOnClosedStdout, writeWithBackpressure } from '../query/sink';
+import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+
+interface CatOptions extends ImageOptions {
+  layer?: string;
+}
+
+const HELP = `
+Writes the bytes of each file to stdout, in order, as they are in the image (binary-safe,
+streamed in chunks straight from the layers). Symlinks are followed inside the image: an
+absolute target starts at the image root, never at this machine's. A directory, a device or a
+missing path is reported on stderr and the others are still written; the exit code is then 1.
+
+Examples:
+  ocimount cat myapp.tar /etc/os-release
+  ocimount cat myapp.tar /app/trace.log > trace.log
+  ocimount cat --layer 7 myapp.tar /root/saved.txt    # the copy layer 7 wrote
+  ocimount cat --image myapp:1.0 bundle.tar /etc/passwd /etc/group
+`;
+
+export function registerCat(program: Command): Command {
+  return addImageOptions(
+    program
+      .command('cat <image> <path...>')
+      .description('write files of the image to stdout, like cat')
+      .option('--layer <n|diff_id>', 'read from one layer alone (its position, diff_id or a prefix of it)'),
+  )
+    .addHelpText('after', HELP)
+    .action(async (image: string, paths: string[], opts: CatOptions) => {
+      try {
+        quietOnClosedStdout();
+        const view = await openView(image, opts);
+        try {
+          const { tree } = chooseTree(view, opts.layer);
+          for (const path of paths) {
+            try {
+              const node = resolvePath(tree, path, { followFinal: true });
+              const type = tree.type(node);
+              if (type === EntryType.Directory) throw new UserError(`${displayPath(imagePath(path))}: is a directory`, 1);
+              if (type !== EntryType.File) throw new UserError(`${displayPath(imagePath(path))}: is a ${describeType(type)}, not a regular file`, 1);
+              for await (const chunk of fileChunks(view, tree, node)) await writeWithBackpressure(process.stdout, chunk);
+            } catch (err) {
+              if (!(err instanceof UserError)) throw err;
+              // Like cat: report this path and go on with the rest; the exit code says it failed.
+              process.stderr.write(`ocimount: ${err.message}\n`);
+              process.exitCode = err.exitCode;
+            }
+          }
+        } finally {
+          await view.close();
+        }
+      } catch (err) {
+        reportAndExit(err);
+      }
+    });
+}

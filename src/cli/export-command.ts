@@ -1,0 +1,80 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { UsageError, UserError } from '../errors';
+import { writeTreeTar } from '../query/export';
+import { quietOnClosedStdout } from '../query/sink';
+import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
+
+interface ExportOptions extends ImageOptions {
+  output: string;
+}
+
+const HELP = `
+Writes the image's merged root filesystem (whiteouts applied, as a container would see it) as
+one tar: directories before their contents, hard links as links to the first path of their
+inode, symlinks, devices and fifos as such, modes, owners (numeric) and mtimes as in the image,
+xattrs as pax SCHILY.xattr records. Paths are relative (etc/passwd). The tar is streamed: memory
+stays small whatever the image's size. A file is written under a temporary name and renamed
+when complete, so a failed export never leaves a truncated tar behind.
+
+Examples:
+  ocimount export myapp.tar -o rootfs.tar
+  ocimount export myapp.tar -o - | tar -tvf - | less
+  ocimount export --layers ..3 myapp.tar -o base.tar     # the rootfs as of layer 3
+  ocimount export myapp.tar -o - | gzip > rootfs.tar.gz
+`;
+
+export function registerExport(program: Command): Command {
+  return addImageOptions(
+    program
+      .command('export <image>')
+      .description('write the flattened root filesystem as one tar')
+      .requiredOption('-o, --output <file>', 'the tar to write, or - for stdout'),
+  )
+    .addHelpText('after', HELP)
+    .action(async (image: string, opts: ExportOptions) => {
+      try {
+        const toStdout = opts.output === '-';
+        if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar to a terminal; give -o FILE or pipe stdout');
+        quietOnClosedStdout();
+        const view = await openView(image, opts);
+        try {
+          const warn = warnPrinter(opts.quiet);
+          if (toStdout) await writeTreeTar(view, view.merged, process.stdout, warn);
+          else await exportToFile(opts.output, (out) => writeTreeTar(view, view.merged, out, warn).then(() => undefined));
+        } finally {
+          await view.close();
+        }
+      } catch (err) {
+        reportAndExit(err);
+      }
+    });
+}
+
+/** Writes through a temporary file next to `target` and renames it into place once complete. */
+async function exportToFile(target: string, write: (out: fs.WriteStream) => Promise<void>): Promise<void> {
+  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.partial`);
+  let out: fs.WriteStream;
+  try {
+    out = fs.createWriteStream(temp, { flags: 'wx' });
+    await new Promise<void>((resolve, reject) => out.once('open', () => resolve()).once('error', reject));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? `${path.dirname(target)} does not exist` : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new UserError(`${target}: cannot write: ${why}`, 1);
+  }
+  try {
+    await write(out);
+    await new Promise<void>((resolve, reject) => {
+      out.once('error', reject);
+      out.end(() => resolve());
+    });
+    await fs.promises.rename(temp, target);
+  } catch (err) {
+    out.destroy();
+    await fs.promises.rm(temp, { force: true });
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${target}: ${(err as Error).message}`, 1);
+  }
+}

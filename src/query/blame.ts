@@ -1,0 +1,161 @@
+import { baseName, joinPath, parentOf } from '../paths';
+import { EntryType } from '../tar/entry';
+import type { TarIndex } from '../tar/tar-index';
+import type { ChangeKind } from './diff';
+import { displayPath } from './format';
+
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+/** One thing a layer did to the blamed path or to something below it. */
+export interface BlameChange {
+  kind: ChangeKind;
+  /** `/root/saved.txt`. */
+  path: string;
+  /** For D: the whiteout or opaque marker (or the entry that replaced a parent) that removed it. */
+  by?: string;
+}
+
+export interface BlameLayer {
+  position: number;
+  changes: BlameChange[];
+}
+
+/** What blame remembers of a path: enough to tell a real change from a re-listed directory. */
+interface Meta {
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  link?: string;
+}
+
+const isUnder = (path: string, dir: string) => dir === '' ? path !== '' : path.startsWith(`${dir}/`);
+
+/**
+ * The layers (of `positions`, bottom first) that added, changed or deleted `target` or anything
+ * below it, with what each did. It replays the layers the way the merged tree is built (per
+ * layer: opaque markers, then whiteouts, then entries in tar order, a non-directory replacing
+ * whatever subtree was at its path) but keeps only the paths that matter: the target, what is
+ * below it, and its parents, since whiting out or replacing a parent deletes the target too.
+ *
+ * A path counts as changed (M) when a layer writes it again as a non-directory (its bytes may
+ * differ) or gives it a different type, mode, owner, size or link target; a directory that a
+ * layer only lists again because something below it changed is not a change of its own.
+ */
+export function blame(layers: readonly TarIndex[], positions: readonly number[], target: string): BlameLayer[] {
+  const relevant = (p: string) => p === target || isUnder(p, target) || isUnder(target, p);
+  const reported = (p: string) => p === target || isUnder(p, target);
+  const state = new Map<string, Meta>();
+  const result: BlameLayer[] = [];
+
+  for (const position of positions) {
+    const index = layers[position];
+    /** Paths this layer touched, with what they were before it (undefined: absent). */
+    const prior = new Map<string, Meta | undefined>();
+    const rewritten = new Set<string>();
+    const removedBy = new Map<string, string>();
+    const touch = (p: string) => {
+      if (!prior.has(p)) prior.set(p, state.get(p));
+    };
+    const remove = (p: string, by: string, includeSelf: boolean) => {
+      for (const key of [...state.keys()]) {
+        if ((includeSelf && key === p) || isUnder(key, p)) {
+          touch(key);
+          state.delete(key);
+          removedBy.set(key, by);
+        }
+      }
+    };
+    const ensureParents = (p: string) => {
+      const missing: string[] = [];
+      for (let dir = parentOf(p); dir !== ''; dir = parentOf(dir)) if (state.get(dir)?.type !== EntryType.Directory) missing.push(dir);
+      for (const dir of missing.reverse()) {
+        touch(dir);
+        state.set(dir, { type: EntryType.Directory, mode: 0o755, uid: 0, gid: 0, size: 0 });
+      }
+    };
+
+    const opaque: number[] = [];
+    const whiteouts: number[] = [];
+    const adds: number[] = [];
+    for (let i = 0; i < index.count; i++) {
+      const path = index.path(i);
+      const base = baseName(path);
+      if (!base.startsWith(WHITEOUT)) {
+        if (relevant(path)) adds.push(i);
+      } else if (base === OPAQUE) {
+        const dir = parentOf(path);
+        if (relevant(dir)) opaque.push(i);
+      } else if (!base.startsWith(WHITEOUT + WHITEOUT)) {
+        if (relevant(joinPath(parentOf(path), base.slice(WHITEOUT.length)))) whiteouts.push(i);
+      }
+    }
+    if (opaque.length + whiteouts.length + adds.length === 0) continue;
+
+    for (const i of opaque) remove(parentOf(index.path(i)), index.path(i), false);
+    for (const i of whiteouts) {
+      const path = index.path(i);
+      remove(joinPath(parentOf(path), baseName(path).slice(WHITEOUT.length)), path, true);
+    }
+    for (const i of opaque) {
+      const dir = parentOf(index.path(i));
+      if (dir !== '' && state.get(dir)?.type !== EntryType.Directory) {
+        ensureParents(dir);
+        touch(dir);
+        state.set(dir, { type: EntryType.Directory, mode: 0o755, uid: 0, gid: 0, size: 0 });
+      }
+    }
+    for (const i of adds) {
+      const path = index.path(i);
+      if (path === '') continue;
+      const type = index.type(i);
+      const meta: Meta = { type: type === EntryType.HardLink ? EntryType.File : type, mode: index.modes[i], uid: index.uids[i], gid: index.gids[i], size: index.sizes[i] };
+      const link = index.extras.get(i)?.linkname;
+      if (type === EntryType.Symlink) meta.link = link;
+      if (type === EntryType.HardLink) {
+        // A hard link shows its target's metadata; keep the target's size when it is known.
+        const t = link !== undefined ? state.get(link) : undefined;
+        if (t) meta.size = t.size;
+      }
+      ensureParents(path);
+      const existing = state.get(path);
+      touch(path);
+      // Only a directory has anything below it to lose; a directory over a directory merges.
+      if (existing?.type === EntryType.Directory && type !== EntryType.Directory) remove(path, index.path(i), false);
+      if (type !== EntryType.Directory) rewritten.add(path);
+      state.set(path, meta);
+    }
+
+    const changes: BlameChange[] = [];
+    for (const [path, before] of prior) {
+      if (!reported(path)) continue;
+      const after = state.get(path);
+      if (!before && after) changes.push({ kind: 'A', path: displayPath(path) });
+      else if (before && !after) changes.push({ kind: 'D', path: displayPath(path), by: displayPath(removedBy.get(path) ?? path) });
+      else if (before && after && (rewritten.has(path) || differs(before, after))) changes.push({ kind: 'M', path: displayPath(path) });
+    }
+    if (changes.length) {
+      changes.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+      result.push({ position, changes });
+    }
+  }
+  return result;
+}
+
+function differs(a: Meta, b: Meta): boolean {
+  return a.type !== b.type || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.size !== b.size || a.link !== b.link;
+}
+
+/**
+ * The change a one-line summary shows for a layer: the blamed path itself if the layer touched
+ * it, otherwise the one nearest to it (fewest components), first by name among equals.
+ */
+export function headlineChange(changes: readonly BlameChange[], target: string): BlameChange {
+  const shown = displayPath(target);
+  const exact = changes.find((c) => c.path === shown);
+  if (exact) return exact;
+  const depth = (p: string) => p.split('/').length;
+  return changes.reduce((best, c) => (depth(c.path) < depth(best.path) ? c : best));
+}

@@ -1,0 +1,222 @@
+import { execFile } from 'node:child_process';
+import { constants as C, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { ImageView } from '../engine';
+import { UserError } from '../errors';
+import type { Tree } from '../union/tree';
+import { fileChunks } from './content';
+import type { ExtractItem } from './extract-plan';
+
+const execFileP = promisify(execFile);
+
+export interface WriteOptions {
+  /** Give files the image's uid/gid (only meaningful, and only asked for, when running as root). */
+  sameOwner: boolean;
+  /** Whether device nodes may be created (root only); otherwise they are skipped with a warning. */
+  makeDevices: boolean;
+  /**
+   * Give every directory at least rwx for its owner in the end. Without it, a directory the
+   * image has read-only (Go's module cache is 0555, full of files) cannot be emptied by its
+   * non-root owner, and `rm -rf` of the output fails.
+   */
+  ownerWritableDirs: boolean;
+  warn: (message: string) => void;
+  /** Called for each path written (`-v`). */
+  written?: (item: ExtractItem) => void;
+}
+
+export interface WriteResult {
+  written: number;
+  skipped: number;
+}
+
+/** A failure writing the output: one line naming the path (exit 1, like a missing path). */
+class OutputError extends UserError {
+  constructor(where: string, err: unknown) {
+    super(`${where}: ${(err as NodeJS.ErrnoException).code === undefined ? (err as Error).message : describeErrno(err as NodeJS.ErrnoException)}`, 1);
+  }
+}
+
+function describeErrno(err: NodeJS.ErrnoException): string {
+  const text: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOSPC: 'no space left on device',
+    EROFS: 'read-only file system',
+    EEXIST: 'already exists',
+    ENOTEMPTY: 'directory not empty',
+    EDQUOT: 'disk quota exceeded',
+  };
+  return text[err.code ?? ''] ?? err.message;
+}
+
+async function lstatOrNull(p: string) {
+  try {
+    return await fsp.lstat(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/**
+ * Writes planned items below `outDir`, which is created if missing. Whatever the paths in the
+ * archive say, nothing is written outside `outDir`: every output path is built from checked
+ * name components and verified to stay inside; parent directories are created here, one
+ * component at a time, and an existing symlink (or any non-directory) in the way is an error,
+ * never followed; files are created with O_EXCL|O_NOFOLLOW after whatever was at their path is
+ * removed. Directories stay owner-writable while their contents are written and get their
+ * final mode and mtime at the end, deepest first (writing into a directory changes its mtime).
+ */
+export async function writeItems(view: ImageView, tree: Tree, items: readonly ExtractItem[], outDir: string, opts: WriteOptions): Promise<WriteResult> {
+  let root: string;
+  try {
+    await fsp.mkdir(outDir, { recursive: true });
+    root = await fsp.realpath(outDir);
+  } catch (err) {
+    throw new OutputError(outDir, err);
+  }
+  const verifiedDirs = new Set<string>([root]);
+  const skipped = new Set<string>();
+  const dirs: ExtractItem[] = [];
+  let written = 0;
+
+  const inside = (rel: string): string => {
+    const parts = rel.split('/');
+    if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
+      throw new UserError(`refusing to extract ${JSON.stringify(rel)}: not a plain relative path`, 3);
+    }
+    const abs = path.join(root, ...parts);
+    if (!abs.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) throw new UserError(`refusing to extract ${JSON.stringify(rel)}: it would land outside ${root}`, 3);
+    return abs;
+  };
+
+  /** Creates (or checks) each directory above `abs`, refusing anything that is not a real directory. */
+  const parents = async (abs: string): Promise<void> => {
+    const chain: string[] = [];
+    for (let dir = path.dirname(abs); !verifiedDirs.has(dir); dir = path.dirname(dir)) chain.push(dir);
+    for (const dir of chain.reverse()) {
+      const st = await lstatOrNull(dir);
+      if (!st) await fsp.mkdir(dir, 0o755);
+      else if (!st.isDirectory()) throw new UserError(`${dir} exists and is not a directory${st.isSymbolicLink() ? ' (a symlink; not following it)' : ''}`, 1);
+      verifiedDirs.add(dir);
+    }
+  };
+
+  /** Makes room at `abs` for an item; true when a directory is already there to reuse. */
+  const clear = async (abs: string, isDir: boolean): Promise<boolean> => {
+    const st = await lstatOrNull(abs);
+    if (!st) return false;
+    if (st.isDirectory()) {
+      if (isDir) return true;
+      await fsp.rmdir(abs); // an empty directory gives way; a full one is an error, not a rm -rf
+      return false;
+    }
+    await fsp.unlink(abs);
+    return false;
+  };
+
+  const finish = async (abs: string, item: ExtractItem, fh?: fsp.FileHandle): Promise<void> => {
+    const st = item.stat;
+    const mode = (st.mode & 0o7777) | (item.kind === 'dir' && opts.ownerWritableDirs ? 0o700 : 0);
+    if (fh) {
+      if (opts.sameOwner) await fh.chown(st.uid, st.gid);
+      await fh.chmod(mode);
+      await fh.utimes(st.mtime, st.mtime);
+    } else if (item.kind === 'symlink') {
+      if (opts.sameOwner) await fsp.lchown(abs, st.uid, st.gid);
+      await fsp.lutimes(abs, st.mtime, st.mtime);
+    } else {
+      // chown before chmod: chown clears setuid/setgid bits.
+      if (opts.sameOwner) await fsp.lchown(abs, st.uid, st.gid);
+      await fsp.chmod(abs, mode);
+      await fsp.utimes(abs, st.mtime, st.mtime);
+    }
+  };
+
+  for (const item of items) {
+    const abs = inside(item.rel);
+    try {
+      await parents(abs);
+      switch (item.kind) {
+        case 'dir': {
+          if (await clear(abs, true)) {
+            const st = await fsp.lstat(abs);
+            await fsp.chmod(abs, (st.mode & 0o7777) | 0o700);
+          } else await fsp.mkdir(abs, 0o700);
+          verifiedDirs.add(abs);
+          dirs.push(item);
+          break;
+        }
+        case 'file': {
+          await clear(abs, false);
+          const fh = await fsp.open(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+          try {
+            for await (const chunk of fileChunks(view, tree, item.node)) {
+              for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+            }
+            await finish(abs, item, fh);
+          } finally {
+            await fh.close();
+          }
+          break;
+        }
+        case 'hardlink': {
+          if (skipped.has(item.linkTo!)) {
+            skipped.add(item.rel);
+            continue;
+          }
+          await clear(abs, false);
+          await fsp.link(inside(item.linkTo!), abs);
+          break;
+        }
+        case 'symlink': {
+          await clear(abs, false);
+          await fsp.symlink(item.target!, abs);
+          await finish(abs, item);
+          break;
+        }
+        case 'fifo':
+        case 'char':
+        case 'block': {
+          const what = item.kind === 'fifo' ? 'fifo' : `${item.kind} device ${item.stat.devmajor},${item.stat.devminor}`;
+          if (item.kind !== 'fifo' && !opts.makeDevices) {
+            opts.warn(`/${item.rel}: skipped ${what} (device nodes need root)`);
+            skipped.add(item.rel);
+            continue;
+          }
+          await clear(abs, false);
+          const mode = (item.stat.mode & 0o7777).toString(8);
+          const cmd = item.kind === 'fifo' ? ['mkfifo', '-m', mode, abs] : ['mknod', '-m', mode, abs, item.kind === 'char' ? 'c' : 'b', String(item.stat.devmajor), String(item.stat.devminor)];
+          try {
+            await execFileP(cmd[0], cmd.slice(1));
+          } catch (err) {
+            const e = err as { stderr?: string; message: string };
+            opts.warn(`/${item.rel}: skipped ${what}: ${(e.stderr || e.message).trim().split('\n')[0]}`);
+            skipped.add(item.rel);
+            continue;
+          }
+          await finish(abs, item);
+          break;
+        }
+      }
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new OutputError(abs, err);
+    }
+    written++;
+    opts.written?.(item);
+  }
+
+  const depth = (rel: string) => rel.split('/').length;
+  for (const item of [...dirs].sort((a, b) => depth(b.rel) - depth(a.rel))) {
+    const abs = inside(item.rel);
+    try {
+      await finish(abs, item);
+    } catch (err) {
+      throw new OutputError(abs, err);
+    }
+  }
+  return { written, skipped: skipped.size };
+}
