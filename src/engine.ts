@@ -207,6 +207,21 @@ export class ImageView {
     return readEntryContent(layer.stream, layer.index, src.entry, buf, offset, length, position);
   }
 
+  /**
+   * The file and byte range holding a node's content, when it is one plain run of an
+   * uncompressed archive (not sparse, not compressed): the mount then serves reads with one
+   * `fs.read` each instead of going through the layer's stream.
+   */
+  fileSpan(tree: Tree, node: number): { file: FileSource; offset: number; size: number } | undefined {
+    const src = tree.source(node);
+    if (!src) return undefined;
+    const layer = this.layers[src.layerSlot];
+    if (layer.index.extras.get(src.entry)?.sparse) return undefined;
+    const range = layer.stream.fileRange?.();
+    if (!range) return undefined;
+    return { file: range.file, offset: range.start + layer.index.dataOffsets[src.entry], size: layer.index.sizes[src.entry] };
+  }
+
   /** Reads a whole file (for the CLI's cat and for tests); refuses directories. */
   async readFile(tree: Tree, node: number): Promise<Buffer> {
     const size = tree.stat(node).size;

@@ -52,6 +52,22 @@ export function findFusermount(): string | undefined {
   return undefined;
 }
 
+/**
+ * fuse-native converts every readdir stat object to its native array layout on every call; our
+ * listings are cached with the arrays already built (ops.ts statArray), so this subclass hands
+ * them through untouched. `_op_readdir` is fuse-native 2.2.6's internal per-operation hook.
+ */
+function withPrebuiltReaddirStats(Fuse: FuseConstructor): FuseConstructor {
+  type Signal = (err: number, names?: string[], stats?: Uint32Array[]) => void;
+  const Base = Fuse as unknown as new (...args: unknown[]) => { ops: { readdir(path: string, cb: (err: number, names?: string[], stats?: Uint32Array[]) => void): void } };
+  class ImageFuse extends Base {
+    _op_readdir(signal: Signal, path: string): void {
+      this.ops.readdir(path, (err, names, stats) => (err ? signal(err) : signal(0, names, stats ?? [])));
+    }
+  }
+  return ImageFuse as unknown as FuseConstructor;
+}
+
 /** Whether `dir` is a mount point right now, from the kernel's own table. */
 export function isMounted(dir: string): boolean {
   const target = path.resolve(dir);
@@ -107,7 +123,7 @@ export interface ActiveMount {
  * escaping; see native-notes/mount-options.md.
  */
 export async function mountImage(view: ImageView, mnt: string, opts: MountOptions): Promise<ActiveMount> {
-  const Fuse = loadFuse();
+  const Fuse = withPrebuiltReaddirStats(loadFuse());
   checkMountpoint(mnt);
   const ns = new Namespace(view, { rootfsOnly: opts.rootfsOnly });
   const ops = makeOps(ns, view, { log: opts.log });

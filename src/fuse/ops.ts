@@ -1,4 +1,7 @@
+import * as fs from 'node:fs';
+import { LRUCache } from 'lru-cache';
 import type { ImageView } from '../engine';
+import type { FileSource } from '../io/byte-source';
 import { EntryType } from '../tar/entry';
 import type { NodeStat } from '../union/tree';
 import type { Namespace, Resolved } from './namespace';
@@ -10,11 +13,46 @@ type Cb = (...args: any[]) => void;
 
 export interface OpsOptions {
   log: (message: string) => void;
+  /** How many directory entries (names with their stats) to keep ready for readdir. */
+  readdirCacheEntries?: number;
+}
+
+/** An open file: what it resolved to, and where its bytes sit when they are one plain run. */
+interface OpenFile {
+  resolved: Resolved;
+  span?: { file: FileSource; offset: number; size: number };
 }
 
 /** st_rdev the way glibc's makedev packs it. */
 function makedev(major: number, minor: number): number {
   return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)) >>> 0;
+}
+
+/**
+ * The 18 x uint32 stat layout fuse-native's native side reads (its getStatArray, not exported):
+ * mode, uid, gid, size(lo,hi), dev, nlink, ino, rdev, blksize, blocks(lo,hi), atime, mtime,
+ * ctime (ms, lo/hi each). Built once per directory listing and kept, see readdirCache.
+ */
+export function statArray(st: NodeStat): Uint32Array {
+  const a = new Uint32Array(18);
+  const put = (i: number, n: number) => {
+    a[i] = n % 4294967296;
+    a[i + 1] = (n - a[i]) / 4294967296;
+  };
+  const ms = Math.round(st.mtime * 1000);
+  a[0] = st.mode;
+  a[1] = st.uid;
+  a[2] = st.gid;
+  put(3, st.size);
+  a[6] = st.nlink;
+  a[7] = st.ino;
+  a[8] = st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice ? makedev(st.devmajor, st.devminor) : 0;
+  a[9] = 4096;
+  put(10, Math.ceil(st.size / 512));
+  put(12, ms);
+  put(14, ms);
+  put(16, ms);
+  return a;
 }
 
 function toFuseStat(st: NodeStat): Record<string, unknown> {
@@ -41,8 +79,15 @@ function toFuseStat(st: NodeStat): Record<string, unknown> {
  * timeout. Reads fail with EIO for that file only and say why in the log.
  */
 export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Record<string, Cb> {
-  const handles = new Map<number, Resolved>();
+  const handles = new Map<number, OpenFile>();
   let nextHandle = 1;
+  // libfuse 2 lets the kernel cache attributes and lookups but never directory listings, so a
+  // second `find` lists every directory again; an image never changes, so each listing is built
+  // once (names plus ready-made stat arrays) and kept.
+  const readdirCache = new LRUCache<string, { names: string[]; stats: Uint32Array[] }>({
+    maxSize: opts.readdirCacheEntries ?? 2_000_000,
+    sizeCalculation: (v) => v.names.length + 1,
+  });
 
   const guard = (name: string, fn: (...args: any[]) => void, onError: (cb: Cb) => void) =>
     (...args: any[]) => {
@@ -56,6 +101,25 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     };
   const fail = (errno: number) => (cb: Cb) => cb(errno);
   const readOnly = (cb: Cb) => cb(E.EROFS);
+  const keyOf = (r: Resolved) => (r.kind === 'tree' ? `${r.space.inoBase}:${r.node}` : `v${r.entry.ino}`);
+
+  const listing = (r: Resolved) => {
+    const key = keyOf(r);
+    let hit = readdirCache.get(key);
+    if (!hit) {
+      // A name over 255 bytes can never be looked up, and one over the kernel's 1024-byte limit
+      // would fail the whole listing: leave those out, and say so.
+      const children = ns.list(r).filter((c) => {
+        if (Buffer.byteLength(c.name) <= 255) return true;
+        opts.log(`readdir: left out a ${Buffer.byteLength(c.name)}-byte name (longer than 255)`);
+        return false;
+      });
+      const self = statArray(ns.stat(r));
+      hit = { names: ['.', '..', ...children.map((c) => c.name)], stats: [self, self, ...children.map((c) => statArray(ns.stat(c.entry)))] };
+      readdirCache.set(key, hit);
+    }
+    return hit;
+  };
 
   const totalSize = view.layers.reduce((sum, l) => sum + l.storedSize, 0);
   const ops: Record<string, Cb> = {
@@ -82,7 +146,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       cb(0, toFuseStat(ns.stat(r)));
     }, fail(E.EIO)),
     fgetattr: guard('fgetattr', (path: string, fd: number, cb: Cb) => {
-      const r = handles.get(fd) ?? ns.resolve(path);
+      const r = handles.get(fd)?.resolved ?? ns.resolve(path);
       if (!r) return cb(E.ENOENT);
       cb(0, toFuseStat(ns.stat(r)));
     }, fail(E.EIO)),
@@ -97,39 +161,20 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       if (target === undefined) return cb(E.EINVAL);
       cb(0, target);
     }, fail(E.EIO)),
-    opendir: guard('opendir', (path: string, _flags: number, cb: Cb) => {
-      const r = ns.resolve(path);
-      if (!r) return cb(E.ENOENT);
-      const fd = nextHandle++;
-      handles.set(fd, r);
-      cb(0, fd);
-    }, fail(E.EIO)),
-    releasedir: guard('releasedir', (_path: string, fd: number, cb: Cb) => {
-      handles.delete(fd);
-      cb(0);
-    }, fail(0)),
+    // Answered with ready-made stat arrays (see ImageFuse in mount.ts), so `find` and `ls -l`
+    // need no getattr per entry and a repeated listing costs one cache lookup.
     readdir: guard('readdir', (path: string, cb: Cb) => {
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
-      // Stats ride along with the names so `find` and `ls -l` need no getattr per entry.
-      // A name over 255 bytes can never be looked up, and one over the kernel's 1024-byte limit
-      // would fail the whole listing: leave those out, and say so.
-      const children = ns.list(r).filter((c) => {
-        if (Buffer.byteLength(c.name) <= 255) return true;
-        opts.log(`readdir ${path}: left out a ${Buffer.byteLength(c.name)}-byte name (longer than 255)`);
-        return false;
-      });
-      const names = ['.', '..', ...children.map((c) => c.name)];
-      const self = toFuseStat(ns.stat(r));
-      const stats = [self, self, ...children.map((c) => toFuseStat(ns.stat(c.entry)))];
+      const { names, stats } = listing(r);
       cb(0, names, stats);
     }, fail(E.EIO)),
     open: guard('open', (path: string, flags: number, cb: Cb) => {
       if ((flags & 3) !== 0 || flags & 0o1000 /* O_TRUNC */) return cb(E.EROFS);
-      const r = ns.resolve(path);
-      if (!r) return cb(E.ENOENT);
+      const resolved = ns.resolve(path);
+      if (!resolved) return cb(E.ENOENT);
       const fd = nextHandle++;
-      handles.set(fd, r);
+      handles.set(fd, { resolved, span: resolved.kind === 'tree' ? view.fileSpan(resolved.space.tree(), resolved.node) : undefined });
       cb(0, fd);
     }, fail(E.EIO)),
     release: guard('release', (_path: string, fd: number, cb: Cb) => {
@@ -137,26 +182,34 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       cb(0);
     }, fail(0)),
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
-      let r: Resolved | undefined;
+      const failRead = (err: Error) => {
+        opts.log(`read ${path} at ${pos}: ${err.message}`);
+        cb(E.EIO);
+      };
       try {
-        r = handles.get(fd) ?? ns.resolve(path);
+        const open = handles.get(fd);
+        const r = open?.resolved ?? ns.resolve(path);
         if (!r) return cb(E.ENOENT);
         if (r.kind === 'virtual') {
           const content = r.entry.content;
           if (!content) return cb(E.EISDIR);
-          const n = pos >= content.length ? 0 : content.copy(buf, 0, pos, Math.min(content.length, pos + len));
-          return cb(n);
+          return cb(pos >= content.length ? 0 : content.copy(buf, 0, pos, Math.min(content.length, pos + len)));
         }
-        view.read(r.space.tree(), r.node, buf, 0, len, pos).then(
-          (n) => cb(n),
-          (err: Error) => {
-            opts.log(`read ${path} at ${pos}: ${err.message}`);
-            cb(E.EIO);
-          },
-        );
+        const span = open?.span;
+        if (span) {
+          // The common case, kept to one fs.read: a plain file in an uncompressed archive.
+          const want = Math.max(0, Math.min(len, span.size - pos));
+          if (want === 0) return cb(0);
+          if (span.file.stale) return failRead(new Error(span.file.stale));
+          return fs.read(span.file.fd, buf, 0, want, span.offset + pos, (err, n) => {
+            if (err) return failRead(err);
+            if (n < want) return failRead(new Error(`${span.file.path}: archive ends early (got ${n} of ${want} bytes)`));
+            cb(n);
+          });
+        }
+        view.read(r.space.tree(), r.node, buf, 0, len, pos).then((n) => cb(n), failRead);
       } catch (err) {
-        opts.log(`read ${path}: ${(err as Error).message}`);
-        cb(E.EIO);
+        failRead(err as Error);
       }
     },
     listxattr: guard('listxattr', (path: string, cb: Cb) => {

@@ -20,6 +20,11 @@ export interface ByteSource {
    * Never call it on a path inside a mount this process serves.
    */
   readSync?(buf: Buffer, offset: number, length: number, position: number): number;
+  /**
+   * Where these bytes sit in a plain file, when they do (an uncompressed layer in an
+   * uncompressed archive): lets the FUSE read path issue one `fs.read` per request.
+   */
+  fileRange?(): { file: FileSource; start: number } | undefined;
 }
 
 /**
@@ -54,6 +59,14 @@ export class FileSource implements ByteSource {
 
   get fd(): number {
     return this.handle.fd;
+  }
+
+  get stale(): string | undefined {
+    return this.staleReason;
+  }
+
+  fileRange(): { file: FileSource; start: number } {
+    return { file: this, start: 0 };
   }
 
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
@@ -116,6 +129,11 @@ export class SliceSource implements ByteSource {
     const want = Math.max(0, Math.min(length, this.size - position));
     if (want === 0) return Promise.resolve(0);
     return this.parent.read(buf, offset, want, this.start + position);
+  }
+
+  fileRange(): { file: FileSource; start: number } | undefined {
+    const outer = this.parent.fileRange?.();
+    return outer && { file: outer.file, start: outer.start + this.start };
   }
 
   get readSync(): ByteSource['readSync'] {

@@ -3,6 +3,7 @@ import { normalizePath } from '../paths';
 import { EntryType, type SparseExtent, type TarEntry } from './entry';
 import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock, parsePax, type PaxRecords, type RawHeader } from './header';
 import { TarIndexBuilder, type TarIndex } from './tar-index';
+import { WindowReader } from './window-reader';
 
 export interface TarScan {
   index: TarIndex;
@@ -43,16 +44,12 @@ interface Pending {
 export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
   const builder = new TarIndexBuilder();
   const warnings: string[] = [];
-  const block = Buffer.alloc(BLOCK);
-  const readSync = src.readSync?.bind(src);
-  const read = (buf: Buffer, len: number, pos: number): number | Promise<number> =>
-    readSync ? readSync(buf, 0, len, pos) : src.read(buf, 0, len, pos);
+  const reader = new WindowReader(src);
   const readData = async (pos: number, len: number, label: string): Promise<Buffer> => {
     // Extension headers are small; a huge one is a broken or hostile archive, not a big name.
     if (len > 8 * 1024 * 1024) throw new Error(`${what}: ${label} at byte ${pos} claims ${len} bytes`);
-    const buf = Buffer.alloc(len);
-    const n = await read(buf, len, pos);
-    if (n !== len) throw new Error(`${what}: truncated in ${label} at byte ${pos}`);
+    const buf = await reader.bytes(pos, len);
+    if (buf.length !== len) throw new Error(`${what}: truncated in ${label} at byte ${pos}`);
     return buf;
   };
 
@@ -60,7 +57,8 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
   let pending: Pending = { pax: [] };
   let pos = 0;
   for (;;) {
-    const n = await read(block, BLOCK, pos);
+    const block = await reader.block(pos);
+    const n = block.length;
     if (n === 0) break; // no end-of-archive blocks: tolerated, as GNU tar does
     if (n < BLOCK) {
       warnings.push(`${what}: truncated: ${n} stray bytes at byte ${pos}`);
