@@ -1,45 +1,38 @@
-import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive/archive-files';
-import { detectCompression } from './compress/detect';
-import { cacheKey, IndexCache, sampleDigest } from './cache/index-cache';
-import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess, type SeekIndex } from './compress/stream';
-import { FileSource, readExactly, type ByteSource } from './io/byte-source';
+import { ArchiveError, type ArchiveFiles } from './archive/archive-files';
+import { openArchiveFiles } from './archive/open-archive';
+import type { IndexCache } from './cache/index-cache';
+import { createSpanCache } from './compress/stream';
+import type { FileSource } from './io/byte-source';
 import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';
 import { loadImage } from './image/load';
-import type { Image, ImageRecord, LayerDescriptor } from './image/model';
+import type { Image, ImageRecord } from './image/model';
 import { selectImage, type ImageSelector } from './image/select';
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
-import { scanTar } from './tar/scan';
-import type { TarIndex } from './tar/tar-index';
-import { decodeTarIndex, encodeTarIndex } from './tar/tar-index-codec';
+import { indexLayer, type IndexedLayer, type LayerIndexContext } from './layers/index-layer';
 import { buildTree, type FileObj } from './union/build';
 import { readEntryContent } from './union/content';
 import type { Tree } from './union/tree';
-import * as fs from 'node:fs';
 
-export type Compression = 'none' | 'gzip' | 'zstd';
-
-/** One layer of the selected image, indexed: its uncompressed tar stream and that stream's index. */
-export interface IndexedLayer {
-  descriptor: LayerDescriptor;
-  compression: Compression;
-  /** The uncompressed tar stream (a slice of the archive, or a decompressor with a seek index). */
-  stream: ByteSource;
-  index: TarIndex;
-  /** The stored blob's size. */
-  storedSize: number;
-  warnings: string[];
-}
+export type { Compression, IndexedLayer } from './layers/index-layer';
 
 export interface OpenOptions extends ImageSelector {
   /** `--layers` selection (see parseLayerSelection); all layers when absent. */
   layers?: string;
   /** Called with every warning as it is found (the CLI prints them on stderr). */
   onWarning?: (message: string) => void;
+  /** Notes that are not problems: what is being cached and why something is slow. */
+  onNote?: (message: string) => void;
+  /** Progress of long sequential passes (compressed layers and archives), in stored bytes. */
+  onProgress?: (what: string, done: number, total: number) => void;
   /** Where indexes are kept between runs; undefined = no cache. */
   cache?: IndexCache;
   /** Check every digest (manifest, config, layer blobs, diff_ids) and fail on a mismatch. */
   verify?: boolean;
+  /** Memory for decompressed spans of compressed layers (default 256 MiB). */
+  spanCacheBytes?: number;
+  /** Largest decompressed copy of a single-frame zstd layer kept in the cache (default 8 GiB). */
+  spillMaxBytes?: number;
 }
 
 /** An opened archive: its files and the images found in it. */
@@ -49,8 +42,8 @@ export class ImageArchive {
     readonly records: ImageRecord[],
   ) {}
 
-  static async open(path: string): Promise<ImageArchive> {
-    const files = await openArchiveFiles(path);
+  static async open(path: string, opts: Pick<OpenOptions, 'cache' | 'onNote' | 'onProgress'> = {}): Promise<ImageArchive> {
+    const files = await openArchiveFiles(path, { cache: opts.cache, log: opts.onNote, onProgress: opts.onProgress });
     try {
       return new ImageArchive(files, await discoverImages(files));
     } catch (err) {
@@ -65,37 +58,6 @@ export class ImageArchive {
 
   close(): Promise<void> {
     return this.files.close();
-  }
-}
-
-async function openArchiveFiles(path: string): Promise<ArchiveFiles> {
-  let st: fs.Stats;
-  try {
-    st = await fs.promises.stat(path);
-  } catch (err) {
-    throw new ArchiveError(`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
-  }
-  if (st.isDirectory()) return DirArchiveFiles.open(path);
-  const file = await FileSource.open(path).catch((err: Error) => {
-    throw new ArchiveError(`${path}: ${err.message}`);
-  });
-  try {
-    const head = await readExactly(file, 0, Math.min(1024, file.size), path);
-    const kind = detectCompression(head);
-    const stamp = { size: st.size, mtimeMs: st.mtimeMs };
-    const close = () => file.close();
-    if (kind === 'none') return TarArchiveFiles.fromScan(path, await scanTar(file, path), file, stamp, close, file);
-    if (kind === 'gzip' || kind === 'zstd') {
-      // `docker save | gzip`: one pass indexes the outer tar and records seek points.
-      const builder = createSeekIndexBuilder(kind, file);
-      const scanned = await scanTar(builder, path);
-      const seek = await builder.finish();
-      return TarArchiveFiles.fromScan(path, scanned, openRandomAccess(kind, file, seek), stamp, close, file);
-    }
-    throw new ArchiveError(`${path}: the archive is ${kind}-compressed, which ocimount cannot read yet; decompress it first`);
-  } catch (err) {
-    await file.close();
-    throw err instanceof ArchiveError ? err : new ArchiveError((err as Error).message);
   }
 }
 
@@ -118,7 +80,7 @@ export class ImageView {
   ) {}
 
   static async open(archivePath: string, opts: OpenOptions = {}): Promise<ImageView> {
-    const archive = await ImageArchive.open(archivePath);
+    const archive = await ImageArchive.open(archivePath, opts);
     try {
       return await ImageView.fromArchive(archive, opts);
     } catch (err) {
@@ -142,20 +104,23 @@ export class ImageView {
     metaProblems.forEach(warn);
     const layers: IndexedLayer[] = [];
     const byBlob = new Map<string, IndexedLayer>();
+    const ctx: LayerIndexContext = {
+      cache: opts.cache,
+      spans: createSpanCache(opts.spanCacheBytes ?? 256 * 1024 * 1024),
+      spillMaxBytes: opts.spillMaxBytes ?? 8 * 1024 ** 3,
+      log: opts.onNote ?? (() => undefined),
+      onProgress: opts.onProgress,
+    };
     for (const d of image.layers) {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
-      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, opts.cache);
+      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, ctx);
       if (!seen) layer.warnings.forEach(warn);
       byBlob.set(d.blobPath, layer);
       layers.push(layer);
     }
     if (opts.verify) {
-      const problems = await layerDigestProblems(
-        await Promise.all(
-          layers.map(async (l) => ({ ...l.descriptor, blob: await archive.files.open(l.descriptor.blobPath), stream: l.stream, compressed: l.compression !== 'none' })),
-        ),
-      );
+      const problems = await layerDigestProblems(layers.map((l) => ({ ...l.descriptor, blob: l.blob, stream: l.stream, compressed: l.compression !== 'none' })));
       if (problems.length) throw new ArchiveError(`${archive.files.location}: ${problems.join('; ')}`);
     }
     const applied = opts.layers ? parseLayerSelection(opts.layers, layers.length) : layers.map((_, i) => i);
@@ -237,68 +202,5 @@ export class ImageView {
 
   close(): Promise<void> {
     return this.archive.close();
-  }
-}
-
-interface LayerIndexes {
-  index: TarIndex;
-  seek?: SeekIndex;
-  warnings: string[];
-}
-
-/**
- * Indexes one layer blob: its compression by magic bytes, its tar entries, and for a compressed
- * blob the seek index that makes random reads cheap. A cached index is used when the cache holds
- * one for this very blob (digest, size and sampled content all agree).
- */
-async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, cache: IndexCache | undefined): Promise<IndexedLayer> {
-  const blob = await files.open(d.blobPath);
-  const head = Buffer.alloc(Math.min(1024, blob.size));
-  await blob.read(head, 0, head.length, 0);
-  const kind = detectCompression(head);
-  const what = `layer ${d.position} (${d.diffId})`;
-  if (kind !== 'none' && kind !== 'gzip' && kind !== 'zstd') {
-    throw new ArchiveError(`${files.location}: ${what} is ${kind === 'unknown' ? 'neither a tar nor in a known compression' : `${kind}-compressed, which ocimount does not read in layers`}`);
-  }
-  const key = cache && cacheKey({ kind: 'layer', id: d.digest ?? d.diffId, compression: kind, sample: await sampleDigest(blob) });
-  let found = key ? await loadCachedLayer(cache!, key, kind !== 'none') : undefined;
-  if (!found) {
-    found = await scanLayer(blob, kind, what).catch((err: Error) => {
-      throw err instanceof ArchiveError ? err : new ArchiveError(`${files.location}: ${err.message}`);
-    });
-    if (key) {
-      await cache!.put(key, {
-        meta: { what: 'layer index', diffId: d.diffId, warnings: found.warnings },
-        sections: [encodeTarIndex(found.index), ...(found.seek ? [encodeSeekIndex(found.seek)] : [])],
-      });
-    }
-  }
-  const stream = kind === 'none' ? blob : openRandomAccess(kind, blob, found.seek!);
-  return { descriptor: d, compression: kind, stream, index: found.index, storedSize: blob.size, warnings: found.warnings };
-}
-
-async function scanLayer(blob: ByteSource, kind: Compression, what: string): Promise<LayerIndexes> {
-  if (kind === 'none') {
-    const scan = await scanTar(blob, what);
-    return { index: scan.index, warnings: scan.warnings };
-  }
-  // One pass over the compressed blob gives both the tar index and the seek points.
-  const builder = createSeekIndexBuilder(kind, blob);
-  const scan = await scanTar(builder, what);
-  const seek = await builder.finish();
-  return { index: scan.index, seek, warnings: scan.warnings };
-}
-
-async function loadCachedLayer(cache: IndexCache, key: string, needsSeek: boolean): Promise<LayerIndexes | undefined> {
-  const entry = await cache.get(key);
-  if (!entry || (needsSeek && !entry.sections[1])) return undefined;
-  try {
-    return {
-      index: decodeTarIndex(entry.sections[0]),
-      seek: entry.sections[1] ? decodeSeekIndex(entry.sections[1]) : undefined,
-      warnings: Array.isArray(entry.meta.warnings) ? (entry.meta.warnings as string[]) : [],
-    };
-  } catch {
-    return undefined;
   }
 }

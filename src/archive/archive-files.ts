@@ -111,7 +111,9 @@ export class TarArchiveFiles implements ArchiveFiles {
       const norm = normalizePath(path);
       if (norm === null) throw new ArchiveError(`${this.location}: refused ${JSON.stringify(path)}: it points outside the archive`);
       const what = this.byPath.has(norm) ? 'not a regular file' : 'missing from the archive';
-      throw new ArchiveError(`${this.location}: ${path}: ${what}`);
+      // A member after the point where the archive was cut is missing because of the cut.
+      const cut = this.warnings.find((w) => w.includes(': truncated'));
+      throw new ArchiveError(`${this.location}: ${path}: ${what}${cut && !this.byPath.has(norm) ? ` (the archive ends early: ${cut.slice(cut.indexOf(': truncated') + 2)})` : ''}`);
     }
     return new SliceSource(this.source, this.index.dataOffsets[i], this.index.sizes[i]);
   }
@@ -143,16 +145,22 @@ export class DirArchiveFiles implements ArchiveFiles {
   }
 
   private locate(path: string): string | null {
+    return this.where(path).real ?? null;
+  }
+
+  /** The real path of an archive path inside the folder, or why there is none. */
+  private where(path: string): { real?: string; outside?: boolean } {
     const norm = normalizePath(path);
-    if (norm === null || norm === '') return null;
+    if (norm === null) return { outside: true };
+    if (norm === '') return {};
     const full = nodePath.join(this.realRoot, norm);
     let real: string;
     try {
       real = fs.realpathSync(full);
     } catch {
-      return null;
+      return {};
     }
-    return real === this.realRoot || real.startsWith(this.realRoot + nodePath.sep) ? real : null;
+    return real === this.realRoot || real.startsWith(this.realRoot + nodePath.sep) ? { real } : { outside: true };
   }
 
   has(path: string): boolean {
@@ -174,12 +182,19 @@ export class DirArchiveFiles implements ArchiveFiles {
   }
 
   async open(path: string): Promise<ByteSource> {
-    const real = this.locate(path);
-    if (real === null) {
-      const escapes = normalizePath(path) === null;
-      throw new ArchiveError(`${this.location}: ${path}: ${escapes ? 'refused: it points outside the layout' : 'missing from the layout'}`);
+    const { real, outside } = this.where(path);
+    if (real === undefined) {
+      // `outside` also covers a symlink in the folder that resolves out of it: say so, rather
+      // than calling the file missing.
+      throw new ArchiveError(`${this.location}: ${path}: ${outside ? 'refused: it points outside the layout' : 'missing from the layout'}`);
     }
-    const src = await FileSource.open(real);
+    // Only regular files: a folder, FIFO or device where a blob should be is the layout's fault,
+    // reported like a missing file (and a device is never opened, opening one can act on it).
+    const st = await fs.promises.stat(real).catch(() => undefined);
+    if (!st?.isFile()) throw new ArchiveError(`${this.location}: ${path}: not a regular file`);
+    const src = await FileSource.open(real).catch((err: Error) => {
+      throw new ArchiveError(`${this.location}: ${path}: ${err.message}`);
+    });
     this.opened.push(src);
     return src;
   }

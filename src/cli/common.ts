@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { defaultCacheDir, IndexCache } from '../cache/index-cache';
 import { ImageView, type OpenOptions } from '../engine';
-import { UserError } from '../errors';
+import { UsageError, UserError } from '../errors';
+import { terminalProgress, type Progress } from './progress';
 
 /** Options every image-reading command shares. */
 export interface ImageOptions {
@@ -11,6 +12,7 @@ export interface ImageOptions {
   quiet?: boolean;
   cacheDir?: string;
   verify?: boolean;
+  cacheSize?: string;
   /** commander's negation of --no-cache. */
   cache?: boolean;
 }
@@ -22,6 +24,7 @@ export function addImageOptions(cmd: Command): Command {
     .addOption(new Option('--layers <list>', 'view the image as of some layers: ..3 (as it stood after layer 3), 0-2,5, ^4 (all but layer 4)'))
     .addOption(new Option('--cache-dir <dir>', 'where layer indexes are kept between runs').default(undefined, '$XDG_CACHE_HOME/ocimount'))
     .addOption(new Option('--no-cache', 'neither read nor write the index cache'))
+    .addOption(new Option('--cache-size <MiB>', 'memory for decompressed pieces of compressed layers').default('256'))
     .addOption(new Option('--verify', 'check the digests of manifest, config and every layer first (reads everything once)'))
     .addOption(new Option('-q, --quiet', 'do not print warnings about the archive'));
 }
@@ -30,11 +33,34 @@ export function warnPrinter(quiet: boolean | undefined): (m: string) => void {
   return quiet ? () => undefined : (m) => process.stderr.write(`ocimount: warning: ${m}\n`);
 }
 
-export async function openView(archive: string, opts: ImageOptions): Promise<ImageView> {
+/**
+ * The engine's options for the shared flags. `progress`, when given, is ended by the caller
+ * once opening is done (it owns a terminal line).
+ */
+export function engineOptions(opts: ImageOptions, progress?: Progress): OpenOptions {
   const onWarning = warnPrinter(opts.quiet);
-  const cache = opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), onWarning);
-  const open: OpenOptions = { image: opts.image, platform: opts.platform, layers: opts.layers, onWarning, cache, verify: opts.verify };
-  return ImageView.open(archive, open);
+  const spanMiB = Number(opts.cacheSize ?? 256);
+  if (!Number.isFinite(spanMiB) || spanMiB < 1) throw new UsageError(`--cache-size ${opts.cacheSize}: expected a number of MiB, at least 1`);
+  return {
+    image: opts.image,
+    platform: opts.platform,
+    layers: opts.layers,
+    onWarning,
+    onNote: opts.quiet ? () => undefined : (m: string) => process.stderr.write(`ocimount: ${m}\n`),
+    onProgress: progress && ((what, done, total) => progress.update(what, done, total)),
+    cache: opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), onWarning),
+    verify: opts.verify,
+    spanCacheBytes: spanMiB * 1024 * 1024,
+  };
+}
+
+export async function openView(archive: string, opts: ImageOptions, hooks: Partial<OpenOptions> = {}): Promise<ImageView> {
+  const progress = terminalProgress();
+  try {
+    return await ImageView.open(archive, { ...engineOptions(opts, progress), ...hooks });
+  } finally {
+    progress?.end();
+  }
 }
 
 /** Ends the process with the error's one-line message and exit code. */

@@ -7,10 +7,9 @@ import { metaJson } from '../query/compare';
 import { diffLayer, diffTrees, type DiffEntry } from '../query/diff';
 import { alignColumns, oneLine, shortDigest } from '../query/format';
 import { resolveLayerRef } from '../query/layer-ref';
-import { openOptions } from '../query/open-options';
 import { quietOnClosedStdout, writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
 interface DiffOptions extends ImageOptions {
   layer?: string;
@@ -91,7 +90,7 @@ function entryLines(entries: DiffEntry[]): string[] {
 }
 
 async function layerDiffs(image: string, opts: DiffOptions): Promise<void> {
-  const view = await ImageView.open(image, openOptions(opts, warnPrinter(opts.quiet)));
+  const view = await ImageView.open(image, engineOptions(opts));
   try {
     const positions = opts.layer !== undefined ? [resolveLayerRef(opts.layer, view.image.layers)] : view.applied;
     const results = [];
@@ -122,13 +121,12 @@ async function layerDiffs(image: string, opts: DiffOptions): Promise<void> {
 }
 
 async function imageDiff(pathA: string, pathB: string | undefined, opts: DiffOptions): Promise<void> {
-  const warn = warnPrinter(opts.quiet);
-  const optsA = openOptions(opts, warn);
-  const optsB = openOptions({ ...opts, image: opts.imageB, platform: opts.platformB ?? opts.platform, layers: opts.layersB }, warn, optsA.cache);
-  const archiveA = await ImageArchive.open(pathA);
+  const optsA = engineOptions(opts);
+  const optsB = { ...optsA, image: opts.imageB, platform: opts.platformB ?? opts.platform, layers: opts.layersB };
+  const archiveA = await ImageArchive.open(pathA, optsA);
   const archives = [archiveA];
   try {
-    const archiveB = pathB === undefined ? archiveA : await ImageArchive.open(pathB);
+    const archiveB = pathB === undefined ? archiveA : await ImageArchive.open(pathB, optsB);
     if (archiveB !== archiveA) archives.push(archiveB);
     const a = await ImageView.fromArchive(archiveA, optsA);
     const b = await ImageView.fromArchive(archiveB, optsB);

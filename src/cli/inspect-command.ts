@@ -2,8 +2,7 @@ import type { Command } from 'commander';
 import { ImageArchive, ImageView } from '../engine';
 import { configSummary, historyRows, listImages, type ConfigSummary, type HistoryRow, type ImageListing } from '../query/inspect';
 import { alignColumns, humanSize, oneLine, shortDigest } from '../query/format';
-import { openOptions } from '../query/open-options';
-import { addImageOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
 interface InspectOptions extends ImageOptions {
   json?: boolean;
@@ -40,7 +39,8 @@ export function registerInspect(program: Command): Command {
 }
 
 async function inspect(path: string, opts: InspectOptions): Promise<void> {
-  const archive = await ImageArchive.open(path);
+  const options = engineOptions(opts);
+  const archive = await ImageArchive.open(path, options);
   try {
     const images = listImages(archive.records);
     const chosen = opts.image !== undefined || opts.platform !== undefined || archive.records.length === 1;
@@ -50,7 +50,7 @@ async function inspect(path: string, opts: InspectOptions): Promise<void> {
       else process.stdout.write(`${imageTable(images).join('\n')}\n\n${images.length} images; choose one with --image (a position, name or digest) to see its config and layers\n`);
       return;
     }
-    const view = await ImageView.fromArchive(archive, openOptions(opts, warnPrinter(opts.quiet)));
+    const view = await ImageView.fromArchive(archive, options);
     const record = view.image.record;
     const config = configSummary(view);
     const rows = historyRows(view);

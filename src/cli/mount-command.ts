@@ -5,9 +5,10 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { ImageView } from '../engine';
 import { UserError } from '../errors';
-import { checkMountpoint, loadFuse, mountImage, unmountPath } from '../fuse/mount';
+import { checkMountpoint, loadFuse, mountImage, unmountPath, type ActiveMount } from '../fuse/mount';
 import { describeRecord } from '../image/select';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { terminalProgress } from './progress';
 
 interface MountCliOptions extends ImageOptions {
   foreground?: boolean;
@@ -17,7 +18,12 @@ interface MountCliOptions extends ImageOptions {
 }
 
 /** Messages from the background server to the command that started it. */
-type Notice = { warning: string } | { ready: string } | { error: string; code: number };
+type Notice =
+  | { warning: string }
+  | { note: string }
+  | { progress: { what: string; done: number; total: number } }
+  | { ready: string }
+  | { error: string; code: number };
 
 const MOUNT_HELP = `
 Mounts IMAGE (a docker save / podman save / skopeo / oci-archive tar, a gzip- or zstd-compressed
@@ -100,6 +106,7 @@ async function startInBackground(image: string, mountpoint: string, opts: MountC
   checkMountpoint(mountpoint);
   const logPath = opts.log ?? defaultLogPath(mountpoint);
   const logFd = fs.openSync(logPath, 'a');
+  const progress = opts.quiet ? undefined : terminalProgress();
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
@@ -108,9 +115,17 @@ async function startInBackground(image: string, mountpoint: string, opts: MountC
   const outcome = await new Promise<{ ready: string } | { error: string; code: number } | { exited: number | null }>((resolve) => {
     child.on('message', (m: Notice) => {
       if ('warning' in m) process.stderr.write(`ocimount: warning: ${m.warning}\n`);
-      else resolve(m);
+      else if ('note' in m) process.stderr.write(`ocimount: ${m.note}\n`);
+      else if ('progress' in m) progress?.update(m.progress.what, m.progress.done, m.progress.total);
+      else {
+        progress?.end();
+        resolve(m);
+      }
     });
-    child.on('exit', (code) => resolve({ exited: code }));
+    child.on('exit', (code) => {
+      progress?.end();
+      resolve({ exited: code });
+    });
   });
   if ('ready' in outcome) {
     child.disconnect();
@@ -127,41 +142,53 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   const stamp = () => new Date().toISOString();
   const log = (m: string) => process.stderr.write(`${stamp()} ${m}\n`);
   const notify = (n: Notice) => process.send?.(n);
-  const view = await openView(image, {
-    ...opts,
-    quiet: true,
-  }).catch((err) => {
-    throw err;
-  });
-  for (const w of view.warnings) {
-    log(`warning: ${w}`);
-    if (!opts.quiet) notify({ warning: w });
-    if (!process.send && !opts.quiet) process.stderr.write(`ocimount: warning: ${w}\n`);
-  }
-  const active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, log });
+  // In the background the terminal belongs to the parent: warnings, notes and progress go to it
+  // over IPC (it prints them) and to the log. In the foreground stderr is both.
+  const tell = (kind: 'warning' | 'note') => (m: string) => {
+    if (!process.send) return void (opts.quiet || process.stderr.write(`ocimount: ${kind === 'warning' ? 'warning: ' : ''}${m}\n`));
+    log(`${kind}: ${m}`);
+    if (!opts.quiet) notify(kind === 'warning' ? { warning: m } : { note: m });
+  };
+  let lastProgress = 0;
+  const toParent = (what: string, done: number, total: number) => {
+    const now = Date.now();
+    if (now - lastProgress < 200) return;
+    lastProgress = now;
+    notify({ progress: { what, done, total } });
+  };
+  // Signals are handled from the start: one that arrives while indexing ends the process before
+  // anything is mounted, one that arrives later unmounts first. (Installing them only after the
+  // ready message would leave a window where SIGTERM kills the server with the mount up.)
+  let view: ImageView | undefined;
+  let active: ActiveMount | undefined;
+  let ending = false;
+  const end = async (why: string) => {
+    if (ending) return;
+    ending = true;
+    if (active) {
+      log(`${why}: unmounting ${mountpoint}`);
+      await active.unmount();
+      log('unmounted');
+    }
+    await view?.close().catch(() => undefined);
+    process.exit(0);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
+  view = await openView(image, opts, { onWarning: tell('warning'), onNote: tell('note'), ...(process.send && { onProgress: toParent }) });
+  if (ending) return;
+  active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, log });
+  watchArchive(view, log);
+  process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
   const what = describeRecord(view.image.record).replace(/^\d+: /, '');
   const ready = `mounted ${image} (${what}, ${view.layers.length} layers, ${view.merged.nodeCount} paths) at ${mountpoint}`;
-  log(ready);
   if (process.send) {
+    log(ready);
     notify({ ready });
     process.disconnect();
   } else {
     process.stdout.write(`${ready}\nCtrl-C to unmount\n`);
   }
-  let ending = false;
-  const end = async (why: string) => {
-    if (ending) return;
-    ending = true;
-    log(`${why}: unmounting ${mountpoint}`);
-    await active.unmount();
-    await view.close().catch(() => undefined);
-    log('unmounted');
-    process.exit(0);
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
-  watchArchive(view, log);
-  process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
-  process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
   await active.gone;
   log(`${mountpoint} was unmounted from outside`);
   await view.close().catch(() => undefined);

@@ -67,8 +67,13 @@ async function walkIndex(
   inherited: string[],
   out: Array<{ desc: Descriptor; names: string[] }>,
   depth = 0,
+  walked = new Set<string>(),
 ): Promise<void> {
   if (depth > 8) throw new ArchiveError(`${files.location}: ${indexPath}: image indexes nested too deep`);
+  // Each nested index is walked once. The depth limit alone does not bound the work: an index
+  // that lists the same child index ten times, eight levels down, is 10^8 visits (a hang).
+  if (walked.has(indexPath)) return;
+  walked.add(indexPath);
   const { value } = await readArchiveJson(files, indexPath);
   const index = asObject(value, `${files.location}: ${indexPath}`);
   const manifests = index.manifests === null || index.manifests === undefined ? [] : index.manifests;
@@ -77,7 +82,7 @@ async function walkIndex(
     const desc = asObject(raw, `${files.location}: ${indexPath}: manifest descriptor`) as Descriptor;
     const names = [...new Set([...descriptorNames(desc), ...inherited])];
     if (INDEX_TYPES.has(desc.mediaType ?? '')) {
-      await walkIndex(files, blobPath(desc.digest, `${files.location}: ${indexPath}`), names, out, depth + 1);
+      await walkIndex(files, blobPath(desc.digest, `${files.location}: ${indexPath}`), names, out, depth + 1, walked);
     } else if (MANIFEST_TYPES.has(desc.mediaType ?? '') || desc.mediaType === undefined) {
       if (!isAttestation(desc)) out.push({ desc, names });
     }
@@ -88,9 +93,16 @@ async function ociRecords(files: ArchiveFiles): Promise<ImageRecord[]> {
   const found: Array<{ desc: Descriptor; names: string[] }> = [];
   await walkIndex(files, 'index.json', [], found);
   const records: ImageRecord[] = [];
+  // A manifest listed many times (one descriptor per tag, or a hostile index repeating one) is
+  // read and parsed once.
+  const parsed = new Map<string, unknown>();
   for (const { desc, names } of found) {
     const manifestPath = blobPath(desc.digest, `${files.location}: index.json`);
-    const { value } = await readArchiveJson(files, manifestPath);
+    let value = parsed.get(manifestPath);
+    if (value === undefined) {
+      value = (await readArchiveJson(files, manifestPath)).value;
+      parsed.set(manifestPath, value);
+    }
     const manifest = asObject(value, `${files.location}: ${manifestPath}`);
     const config = asObject(manifest.config, `${files.location}: ${manifestPath}: config`) as Descriptor;
     records.push({
@@ -177,5 +189,9 @@ export async function discoverImages(files: ArchiveFiles): Promise<ImageRecord[]
     return ociRecords(files);
   }
   if (files.has('repositories')) return dockerV1Records(files);
+  // docker save writes manifest.json last, so a cut-off download usually lands here: say that
+  // the file is cut rather than that it is no image at all.
+  const cut = files.warnings.find((w) => w.includes(': truncated'));
+  if (cut) throw new ArchiveError(`${files.location}: no manifest.json, index.json or repositories before the archive ends early (${cut.slice(cut.indexOf(': truncated') + 2)}): is the file complete?`);
   throw new ArchiveError(`${files.location}: not a container image archive (no manifest.json, index.json or repositories)`);
 }

@@ -45,6 +45,7 @@ export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promi
     });
   }
 
+  checkLayerCount(layers.length, files.location);
   const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
   if (diffIds.length !== layers.length) {
     warnings.push(`config lists ${diffIds.length} diff_ids for ${layers.length} layers`);
@@ -57,6 +58,18 @@ export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promi
   const history = mapHistory(config, described.length);
   if (history.warning) warnings.push(history.warning);
   return { record, config, configBytes, manifestBytes, layers: described, history: history.steps, warnings };
+}
+
+/**
+ * The merged tree keeps each file's layer in 16 bits (union/tree.ts objLayer). A manifest may
+ * list any number of layers (the same empty blob 70,000 times costs a few bytes each), and past
+ * 65,535 the layer numbers would wrap and files would read from the wrong layer. Real images
+ * stop near 127 (the overlayfs limit Docker enforces).
+ */
+export const MAX_LAYERS = 65535;
+
+function checkLayerCount(count: number, location: string): void {
+  if (count > MAX_LAYERS) throw new ArchiveError(`${location}: the image lists ${count} layers; ocimount reads at most ${MAX_LAYERS}`);
 }
 
 function asConfig(v: unknown, where: string): ImageConfig {
@@ -90,6 +103,7 @@ async function loadDockerV1(files: ArchiveFiles, record: ImageRecord): Promise<I
       empty_layer: !files.has(`${m.id}/layer.tar`) || undefined,
     };
   });
+  checkLayerCount(layers.length, files.location);
   const config: ImageConfig = {
     architecture: top.architecture as string | undefined,
     os: top.os as string | undefined,

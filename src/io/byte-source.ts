@@ -46,7 +46,10 @@ export class FileSource implements ByteSource {
   ) {}
 
   static async open(path: string): Promise<FileSource> {
-    const handle = await fsp.open(path, 'r');
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever (an OCI
+    // layout folder is untrusted input and can hold one where a blob should be); it changes
+    // nothing for regular files, and anything else is refused just below.
+    const handle = await fsp.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new Error(`${path}: not a regular file`);

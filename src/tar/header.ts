@@ -58,7 +58,8 @@ export function decodeHeader(block: Buffer): RawHeader {
   const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]);
   const mtime = h.mtime.getTime() / 1000;
   for (const [field, value] of [['size', h.size], ['mode', h.mode], ['uid', h.uid], ['gid', h.gid], ['mtime', mtime]] as const) {
-    if (!Number.isFinite(value) || (field === 'size' && value < 0)) throw new Error(`invalid ${field} field`);
+    // A base-256 size can exceed 2^53; past that, offsets computed from it are no longer exact.
+    if (!Number.isFinite(value) || (field === 'size' && !(Number.isSafeInteger(value) && value >= 0))) throw new Error(`invalid ${field} field`);
   }
   const raw: RawHeader = {
     typeflag,

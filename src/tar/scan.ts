@@ -107,7 +107,14 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
       type = EntryType.File;
     }
     const pax = mergePax(globalPax, local.pax);
-    const entry = applyExtensions(header, type, pax, local, dataStart);
+    let entry: TarEntry;
+    try {
+      entry = applyExtensions(header, type, pax, local, dataStart);
+    } catch (err) {
+      // A pax number we cannot trust (a negative or fractional size) leaves no way to find the
+      // next header: stop here, naming the layer and the place.
+      throw new Error(`${what}: ${(err as Error).message} in the extended header before byte ${pos}`);
+    }
 
     // Old GNU sparse members carry extension blocks between the header and the data.
     if (header.oldGnuSparse) {
@@ -136,7 +143,11 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     pos = dataRegion + padded(hasData(type, header) ? header.size : 0);
 
     const path = normalizePath(entry.path);
-    if (path === null) {
+    if (entry.path.includes('\0') || (entry.linkname ?? '').includes('\0')) {
+      // Only pax records can carry a NUL in a name. No system call can name such a file: the
+      // mount would show it cut at the NUL (aliasing another name) and extract would refuse it.
+      warnings.push(`${what}: skipped ${JSON.stringify(entry.path)}: a NUL byte in its ${entry.path.includes('\0') ? 'name' : 'link target'}`);
+    } else if (path === null) {
       warnings.push(`${what}: skipped ${JSON.stringify(entry.path)}: path leaves the root`);
     } else if (path === '' && type !== EntryType.Directory) {
       warnings.push(`${what}: skipped a ${EntryType[type]} entry named as the root`);
@@ -184,18 +195,29 @@ function paxNumber(pax: PaxRecords, key: string): number | undefined {
   const s = paxString(pax, key);
   if (s === undefined) return undefined;
   const n = Number(s);
-  if (!Number.isFinite(n)) throw new Error(`invalid pax ${key}=${s}`);
+  if (!Number.isFinite(n)) throw new Error(`invalid pax ${key}=${JSON.stringify(s)}`);
+  return n;
+}
+
+/**
+ * Sizes and ids must be whole, non-negative and exact in a double: a pax `size=-5` would
+ * otherwise make a file of negative length (shown as 16 EiB through FUSE) and `size=1.5` would
+ * put the next header off the block grid.
+ */
+function paxCount(pax: PaxRecords, key: string): number | undefined {
+  const n = paxNumber(pax, key);
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) throw new Error(`invalid pax ${key}=${JSON.stringify(paxString(pax, key))}`);
   return n;
 }
 
 function applyExtensions(h: RawHeader, type: EntryType, pax: PaxRecords, ext: Pending, dataStart: number): TarEntry {
-  const size = paxNumber(pax, 'size') ?? h.size;
+  const size = paxCount(pax, 'size') ?? h.size;
   const entry: TarEntry = {
     path: paxString(pax, 'GNU.sparse.name') ?? paxString(pax, 'path') ?? ext.longName ?? h.name,
     type,
     mode: h.mode,
-    uid: paxNumber(pax, 'uid') ?? h.uid,
-    gid: paxNumber(pax, 'gid') ?? h.gid,
+    uid: paxCount(pax, 'uid') ?? h.uid,
+    gid: paxCount(pax, 'gid') ?? h.gid,
     size: type === EntryType.File ? size : 0,
     mtime: paxNumber(pax, 'mtime') ?? h.mtime,
     dataOffset: dataStart,
@@ -216,7 +238,7 @@ function applyExtensions(h: RawHeader, type: EntryType, pax: PaxRecords, ext: Pe
     if (key.startsWith('SCHILY.xattr.')) (entry.xattrs ??= {})[key.slice(13)] = Buffer.from(value);
   }
   // GNU sparse 0.0 and 0.1 describe the map in pax records; 1.0 puts it in the data (read later).
-  const realSize = paxNumber(pax, 'GNU.sparse.realsize') ?? paxNumber(pax, 'GNU.sparse.size');
+  const realSize = paxCount(pax, 'GNU.sparse.realsize') ?? paxCount(pax, 'GNU.sparse.size');
   const map01 = paxString(pax, 'GNU.sparse.map');
   const offsets00 = pax.filter(([k]) => k === 'GNU.sparse.offset').map(([, v]) => Number(v.toString()));
   const lengths00 = pax.filter(([k]) => k === 'GNU.sparse.numbytes').map(([, v]) => Number(v.toString()));
@@ -263,6 +285,8 @@ async function readSparse10Map(
 
 function validateSparse(entry: TarEntry, what: string): void {
   if (!entry.sparse) return;
+  // Old GNU headers give the real size in a free-form number field: keep it exact and positive.
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`${what}: invalid sparse size for ${entry.path}`);
   let stored = 0;
   for (const x of entry.sparse) {
     if (!Number.isSafeInteger(x.offset) || !Number.isSafeInteger(x.length) || x.offset < 0 || x.length < 0 || x.offset + x.length > entry.size) {

@@ -112,7 +112,8 @@ export class Tree {
     const x = idx.extras.get(src.entry);
     return {
       ino,
-      mode: statMode(type, idx.modes[src.entry]),
+      // Linux symlinks have no permissions of their own: lstat always says 0777.
+      mode: statMode(type, type === EntryType.Symlink ? 0o777 : idx.modes[src.entry]),
       type,
       uid: idx.uids[src.entry],
       gid: idx.gids[src.entry],

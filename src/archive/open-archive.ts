@@ -1,0 +1,123 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
+import { detectCompression } from '../compress/detect';
+import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess, type SeekIndex } from '../compress/stream';
+import { FileSource, readExactly } from '../io/byte-source';
+import { scanTar, type TarScan } from '../tar/scan';
+import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
+import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
+
+const run = promisify(execFile);
+
+export interface ArchiveOpenOptions {
+  cache?: IndexCache;
+  /** One-line notes for the user (what was cached, what is slow and why). */
+  log?: (message: string) => void;
+  /** Progress of a long sequential pass, in compressed bytes. */
+  onProgress?: (what: string, done: number, total: number) => void;
+}
+
+/**
+ * Opens whatever the user named: an OCI layout folder, or a tar that may itself be compressed
+ * (`docker save | gzip`, `| zstd`, `| xz`). A compressed tar is read through a seek index built
+ * in one pass and kept in the index cache, so a second open costs a cache read.
+ */
+export async function openArchiveFiles(location: string, opts: ArchiveOpenOptions = {}): Promise<ArchiveFiles> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(location);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ArchiveError(`${location}: ${code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+  }
+  if (st.isDirectory()) return DirArchiveFiles.open(location);
+  let file = await FileSource.open(location).catch((err: Error) => {
+    throw new ArchiveError(`${location}: ${err.message}`);
+  });
+  try {
+    const head = await readExactly(file, 0, Math.min(1024, file.size), location);
+    let kind = detectCompression(head);
+    const stamp = { size: st.size, mtimeMs: st.mtimeMs };
+    if (kind === 'xz') {
+      // No seekable xz reader here: decompress once into the cache and read that copy.
+      const plain = await xzCopy(file, location, opts);
+      await file.close();
+      file = plain;
+      kind = 'none';
+    }
+    const close = () => file.close();
+    if (kind === 'none') return TarArchiveFiles.fromScan(location, await scanTar(file, location), file, stamp, close, file);
+    if (kind === 'gzip' || kind === 'zstd') {
+      const { scan, seek } = await outerIndex(file, kind, location, opts);
+      return TarArchiveFiles.fromScan(location, scan, openRandomAccess(kind, file, seek), stamp, close, file);
+    }
+    throw new ArchiveError(
+      kind === 'bzip2'
+        ? `${location}: bzip2-compressed archives are not read directly; decompress it first (bunzip2 -k ${location})`
+        : `${location}: not a tar archive, an OCI layout, or a gzip/zstd/xz-compressed tar`,
+    );
+  } catch (err) {
+    await file.close();
+    throw err instanceof ArchiveError ? err : new ArchiveError(`${location}: ${(err as Error).message}`);
+  }
+}
+
+/** The outer tar's index and seek index of a compressed archive, from the cache or one pass. */
+async function outerIndex(
+  file: FileSource,
+  kind: 'gzip' | 'zstd',
+  location: string,
+  opts: ArchiveOpenOptions,
+): Promise<{ scan: TarScan; seek: SeekIndex }> {
+  const key = opts.cache && cacheKey({ kind: 'archive', compression: kind, path: path.resolve(location), size: file.size, mtimeMs: file.mtimeMs, sample: await sampleDigest(file) });
+  const hit = key ? await opts.cache!.get(key) : undefined;
+  if (hit && hit.sections.length === 2) {
+    try {
+      const scan = { index: decodeTarIndex(hit.sections[0]), warnings: (hit.meta.warnings as string[]) ?? [], endOffset: Number(hit.meta.endOffset) };
+      return { scan, seek: decodeSeekIndex(hit.sections[1]) };
+    } catch {
+      /* a cache entry that does not decode is rebuilt below */
+    }
+  }
+  const builder = createSeekIndexBuilder(kind, file, { onProgress: (done) => opts.onProgress?.(`${path.basename(location)} (${kind})`, done, file.size) });
+  let scan: TarScan;
+  let seek: SeekIndex;
+  try {
+    scan = await scanTar(builder, location);
+    seek = await builder.finish();
+  } catch (err) {
+    await builder.abort();
+    throw err;
+  }
+  if (key) {
+    await opts.cache!.put(key, {
+      meta: { what: 'compressed archive index', warnings: scan.warnings, endOffset: scan.endOffset },
+      sections: [encodeTarIndex(scan.index), encodeSeekIndex(seek)],
+    });
+  }
+  return { scan, seek };
+}
+
+/** Decompresses an xz archive into the cache folder (or the temp dir) with the `xz` tool. */
+async function xzCopy(file: FileSource, location: string, opts: ArchiveOpenOptions): Promise<FileSource> {
+  const dir = opts.cache?.dir ?? path.join(require('node:os').tmpdir(), 'ocimount-xz');
+  const key = cacheKey({ kind: 'xz-copy', path: path.resolve(location), size: file.size, mtimeMs: file.mtimeMs, sample: await sampleDigest(file) });
+  const target = path.join(dir, 'xz', `${key}.tar`);
+  if (!fs.existsSync(target)) {
+    opts.log?.(`${location} is xz-compressed, which cannot be read at random: decompressing it once to ${target}`);
+    await fs.promises.mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}.${process.pid}.tmp`;
+    try {
+      await run('sh', ['-c', 'xz -dc -- "$1" > "$2"', 'xz', location, tmp], { maxBuffer: 1024 * 1024 });
+      await fs.promises.rename(tmp, target);
+    } catch (err) {
+      await fs.promises.rm(tmp, { force: true });
+      const msg = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
+      throw new ArchiveError(`${location}: cannot decompress xz (${/not found/.test(msg) ? 'install xz-utils' : msg.split('\n')[0]})`);
+    }
+  }
+  return FileSource.open(target);
+}
