@@ -1,3 +1,5 @@
+const CLEAN_NEEDS_WORK = /^\/|\/$|\/\/|(^|\/)\.\.?(\/|$)/;
+
 /**
  * Path names as the engine stores them: relative to the image root, no leading or trailing
  * slash, no `.` or empty components; the root itself is ''. A name that would climb above the
@@ -5,6 +7,9 @@
  * paths.
  */
 export function normalizePath(raw: string): string | null {
+  // Most names in real layers are already clean (`usr/bin/env`): no leading or trailing slash,
+  // no empty, `.` or `..` components. Checking that is much cheaper than splitting.
+  if (raw !== '' && !CLEAN_NEEDS_WORK.test(raw)) return raw;
   const out: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;

@@ -51,7 +51,7 @@ describe('real-world archives', () => {
       assert.equal(m.stat(m.lookup('root')).mode & 0o777, 0o700);
       assert.equal(m.stat(m.lookup('home')).uid, 65534);
       // No whiteout marker is ever visible in the merged tree.
-      for (const n of m.walk()) assert.ok(!m.names[n].startsWith('.wh.'), `${m.path(n)} is a whiteout marker`);
+      for (const n of m.walk()) assert.ok(!m.name(n).startsWith('.wh.'), `${m.path(n)} is a whiteout marker`);
       // busybox: 392 hard links to bin/[ share its inode, and nlink counts them all.
       const target = m.stat(m.lookup('bin/['));
       const acpid = m.stat(m.lookup('bin/acpid'));
@@ -71,7 +71,7 @@ describe('real-world archives', () => {
     await withView('ggcr-whiteout-file.tar', {}, async (v) => {
       assert.equal(v.layers.length, 3);
       assert.equal(v.layers[2].index.count, 0);
-      assert.deepEqual(v.merged.children(0).map((n) => v.merged.names[n]), ['bar.txt']);
+      assert.deepEqual(v.merged.children(0).map((n) => v.merged.name(n)), ['bar.txt']);
       assert.equal(await text(v, 'bar.txt'), 'bar\n');
       // As of layer 0 (before the whiteout) foo.txt is still there.
       const before = await ImageView.open(fixture('ggcr-whiteout-file.tar'), { layers: '..0' });
@@ -119,15 +119,15 @@ describe('real-world archives', () => {
       await archive.close();
     }
     await withView('ggcr-legacy-two-images.tar', { image: 'test_image_1' }, (v) => {
-      assert.deepEqual(v.merged.children(0).map((n) => v.merged.names[n]), ['bar', 'foo']);
+      assert.deepEqual(v.merged.children(0).map((n) => v.merged.name(n)), ['bar', 'foo']);
     });
   });
 
   it('one-layer legacy, almost-empty legacy and uncompressed oci-archive', async () => {
-    await withView('ggcr-legacy-one-layer.tar', {}, (v) => assert.deepEqual(v.merged.children(0).map((n) => v.merged.names[n]), ['bar', 'foo']));
+    await withView('ggcr-legacy-one-layer.tar', {}, (v) => assert.deepEqual(v.merged.children(0).map((n) => v.merged.name(n)), ['bar', 'foo']));
     await withView('containers-image-almostempty.tar', {}, (v) => {
       assert.deepEqual(v.image.record.names, ['emptyimage:latest']);
-      assert.deepEqual(v.merged.children(0).map((n) => v.merged.names[n]), ['emptyfile']);
+      assert.deepEqual(v.merged.children(0).map((n) => v.merged.name(n)), ['emptyfile']);
       assert.equal(v.merged.stat(v.merged.lookup('emptyfile')).size, 0);
     });
     await withView('dive-oci-uncompressed.tar', {}, async (v) => {

@@ -8,7 +8,24 @@ export async function main(argv: string[]): Promise<void> {
     .description('Mount a container image archive read-only with FUSE, or read it without a mount.')
     .version(require('../../../package.json').version)
     .showHelpAfterError('(run ocimount --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+IMAGE is a docker save / podman save / skopeo / kaniko tar, an oci-archive, an OCI layout folder,
+or any of those gzip-, zstd- or xz-compressed. Run 'ocimount COMMAND --help' for each command.
+
+Examples:
+  ocimount image.tar /mnt/img                 mount it (rootfs/, layers/, config.json, history)
+  ocimount umount /mnt/img
+  ocimount inspect image.tar                  images, config, layers and the steps that made them
+  ocimount cat image.tar /app/trace.log       one file, no mount needed
+  ocimount blame image.tar /usr/bin/tool      which layer (and which command) put it there
+  ocimount extract image.tar /app -o out/     copy a subtree out, safely
+  ocimount demo && ocimount inspect /tmp/ocimount-demo.tar   try it on the built-in demo image
+
+Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive.`,
+    );
   registerMount(program);
   registerDemo(program);
   registerQueryCommands(program);

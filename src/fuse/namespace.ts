@@ -130,7 +130,7 @@ export class Namespace {
   list(r: Resolved): Array<{ name: string; entry: Resolved }> {
     if (r.kind === 'tree') {
       const tree = r.space.tree();
-      return tree.children(r.node).map((n) => ({ name: tree.names[n], entry: { kind: 'tree', space: r.space, node: n } }));
+      return tree.children(r.node).map((n) => ({ name: tree.name(n), entry: { kind: 'tree', space: r.space, node: n } }));
     }
     return [...(r.entry.children ?? new Map()).entries()].map(([name, child]) => ({
       name,

@@ -93,8 +93,8 @@ export async function diffTrees(a: TreeSide, b: TreeSide, opts: DiffOptions = {}
     while (i < ak.length || j < bk.length) {
       const an2 = ak[i];
       const bn2 = bk[j];
-      const aName = i < ak.length ? a.tree.names[an2] : undefined;
-      const bName = j < bk.length ? b.tree.names[bn2] : undefined;
+      const aName = i < ak.length ? a.tree.name(an2) : undefined;
+      const bName = j < bk.length ? b.tree.name(bn2) : undefined;
       if (bName === undefined || (aName !== undefined && aName < bName)) {
         whole(a, an2, 'D', true);
         i++;

@@ -97,7 +97,7 @@ export function* findNodes(tree: Tree, start: number, c: FindCriteria): Generato
 }
 
 function matches(tree: Tree, node: number, c: FindCriteria): boolean {
-  if (c.name && !c.name.test(node === 0 ? '/' : tree.names[node])) return false;
+  if (c.name && !c.name.test(node === 0 ? '/' : tree.name(node))) return false;
   if (c.path && !c.path.test(displayPath(tree.path(node)))) return false;
   if (c.types || c.newerThan !== undefined || c.size) {
     const st = tree.stat(node);

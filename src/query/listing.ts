@@ -34,7 +34,7 @@ export function directoryRows(tree: Tree, dir: number, opts: ListOptions): ListR
   const rows: ListRow[] = [];
   if (opts.all) rows.push(row(tree, dir, '.'), row(tree, dir === 0 ? 0 : tree.parent[dir], '..'));
   for (const child of tree.children(dir)) {
-    const name = tree.names[child];
+    const name = tree.name(child);
     if (name.startsWith('.') && !opts.all && !opts.almostAll) continue;
     rows.push(row(tree, child, name));
   }

@@ -184,9 +184,13 @@ function freeze(root: MutableNode, layers: readonly TarIndex[]): Tree {
     objNlink[id]++;
     nodeObj[n] = id;
   });
+  const encoded = nodes.map((n) => Buffer.from(n.name));
+  const nameStart = new Uint32Array(nodes.length + 1);
+  encoded.forEach((b, i) => (nameStart[i + 1] = nameStart[i] + b.length));
   return new Tree(
     layers,
-    nodes.map((n) => n.name),
+    Buffer.concat(encoded, nameStart[nodes.length]),
+    nameStart,
     Int32Array.from(parents),
     Int32Array.from(childFirst),
     Int32Array.from(childCount),

@@ -23,15 +23,18 @@ export interface NodeSource {
 
 /**
  * A finished, read-only file tree over one or more layers' tar indexes. Nodes are numbered
- * breadth-first with each directory's children sorted by name, so a directory's children are a
- * contiguous id range (no child lists) and a name is found by binary search. Hard links are two
+ * breadth-first with each directory's children sorted by name (JavaScript string order), so a
+ * directory's children are a contiguous id range (no child lists) and a name is found by binary
+ * search. Hard links are two
  * nodes sharing one file object; the object number is the inode number, stable for a given image.
  */
 export class Tree {
   constructor(
     /** The tar indexes the nodes point into, by slot. */
     readonly layers: readonly TarIndex[],
-    readonly names: readonly string[],
+    /** Every node's name, UTF-8, back to back: one buffer instead of a string object per node. */
+    private readonly namePool: Buffer,
+    private readonly nameStart: Uint32Array,
     readonly parent: Int32Array,
     readonly childFirst: Int32Array,
     readonly childCount: Int32Array,
@@ -43,7 +46,11 @@ export class Tree {
   ) {}
 
   get nodeCount(): number {
-    return this.names.length;
+    return this.parent.length;
+  }
+
+  name(node: number): string {
+    return this.namePool.toString('utf8', this.nameStart[node], this.nameStart[node + 1]);
   }
 
   /** The node at `path` ('' or '/' is the root), never following symlinks; -1 if absent. */
@@ -62,7 +69,7 @@ export class Tree {
     let hi = lo + this.childCount[dir] - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const n = this.names[mid];
+      const n = this.name(mid);
       if (n === name) return mid;
       if (n < name) lo = mid + 1;
       else hi = mid - 1;
@@ -78,7 +85,7 @@ export class Tree {
 
   path(node: number): string {
     const parts: string[] = [];
-    for (let n = node; n > 0; n = this.parent[n]) parts.push(this.names[n]);
+    for (let n = node; n > 0; n = this.parent[n]) parts.push(this.name(n));
     return parts.reverse().join('/');
   }
 
@@ -154,9 +161,7 @@ export class Tree {
   }
 
   byteSize(): number {
-    let names = 0;
-    for (const n of this.names) names += 16 + n.length;
-    return names + this.names.length * 8 + this.parent.byteLength + this.childFirst.byteLength + this.childCount.byteLength +
+    return this.namePool.length + this.nameStart.byteLength + this.parent.byteLength + this.childFirst.byteLength + this.childCount.byteLength +
       this.nodeObj.byteLength + this.objLayer.byteLength + this.objEntry.byteLength + this.objNlink.byteLength;
   }
 }
