@@ -54,6 +54,7 @@ import {
   type SeekIndexBuilder,
   type SeekIndexBuilderOptions,
   type SpanCache,
+  PieceCache,
 } from './stream';
 
 export interface GzipCheckpoint {
@@ -474,9 +475,8 @@ let readerSeq = 0;
 export class GzipRandomAccess implements ByteSource {
   readonly size: number;
   private readonly cps: GzipCheckpoint[];
-  private readonly cache: SpanCache;
+  private readonly pieces: PieceCache;
   private readonly key: string;
-  private readonly inflight = new Map<number, Promise<Buffer>>();
 
   constructor(
     private readonly src: ByteSource,
@@ -487,7 +487,7 @@ export class GzipRandomAccess implements ByteSource {
     this.cps = idx.checkpoints;
     let maxSpan = 0;
     for (let s = 0; s < this.cps.length; s++) maxSpan = Math.max(maxSpan, this.spanEnd(s) - this.cps[s].out);
-    this.cache = opts.cache ?? createSpanCache(Math.max(3 * maxSpan, 8 * 1024 * 1024));
+    this.pieces = new PieceCache(opts.cache ?? createSpanCache(Math.max(3 * maxSpan, 8 * 1024 * 1024)));
     this.key = opts.cacheKey ?? `gzip#${++readerSeq}`;
   }
 
@@ -517,25 +517,7 @@ export class GzipRandomAccess implements ByteSource {
 
   /** The decompressed bytes of span `s`, from the cache or inflated once however many ask. */
   span(s: number): Promise<Buffer> {
-    const key = `${this.key}:${s}`;
-    const hit = this.cache.get(key);
-    if (hit) return Promise.resolve(hit);
-    let p = this.inflight.get(s);
-    if (!p) {
-      p = this.inflateSpan(s).then(
-        (data) => {
-          this.inflight.delete(s);
-          this.cache.set(key, data);
-          return data;
-        },
-        (err: unknown) => {
-          this.inflight.delete(s);
-          throw err;
-        },
-      );
-      this.inflight.set(s, p);
-    }
-    return p;
+    return this.pieces.get(`${this.key}:${s}`, () => this.inflateSpan(s));
   }
 
   private async inflateSpan(s: number): Promise<Buffer> {

@@ -73,6 +73,37 @@ export function createSpanCache(maxBytes: number): SpanCache {
 }
 
 /**
+ * A decompressed piece from the shared cache, or produced once however many readers ask for it
+ * at the same time (concurrent FUSE reads of one span must not inflate it twice).
+ */
+export class PieceCache {
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+
+  constructor(private readonly cache: SpanCache) {}
+
+  get(key: string, produce: () => Promise<Buffer>): Promise<Buffer> {
+    const hit = this.cache.get(key);
+    if (hit) return Promise.resolve(hit);
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = produce().then(
+        (data) => {
+          this.inflight.delete(key);
+          this.cache.set(key, data);
+          return data;
+        },
+        (err: unknown) => {
+          this.inflight.delete(key);
+          throw err;
+        },
+      );
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+}
+
+/**
  * Default distance between gzip checkpoints. bench/compress-spans.ts (256 MiB payload, spans of
  * 1/2/4/8/16 MiB): cold 4 KiB reads take ~3-4 ms per MiB of span, the index ~4 MiB of window
  * per GiB at 4 MiB spans and proportionally more for shorter ones. 2 MiB halves cold latency

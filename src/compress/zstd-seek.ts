@@ -50,6 +50,7 @@ import {
   type SeekIndexBuilder,
   type SeekIndexBuilderOptions,
   type SpanCache,
+  PieceCache,
 } from './stream';
 
 export interface ZstdFrame {
@@ -386,11 +387,10 @@ let readerSeq = 0;
 export class ZstdRandomAccess implements ByteSource {
   readonly size: number;
   private readonly frames: ZstdFrame[];
-  private readonly cache: SpanCache;
+  private readonly pieces: PieceCache;
   private readonly key: string;
   private readonly chunkBytes: number;
   private readonly wholeLimit: number;
-  private readonly inflight = new Map<string, Promise<Buffer>>();
   private cursors: FrameCursor[] = [];
   private useClock = 0;
   private spill: ReaderSpill | undefined;
@@ -407,7 +407,7 @@ export class ZstdRandomAccess implements ByteSource {
     this.wholeLimit = wholeFrameLimit(this.chunkBytes);
     let maxUnit = 0;
     for (const f of this.frames) maxUnit = Math.max(maxUnit, f.uSize <= this.wholeLimit ? f.uSize : this.chunkBytes);
-    this.cache = opts.cache ?? createSpanCache(Math.max(3 * maxUnit, 8 * 1024 * 1024));
+    this.pieces = new PieceCache(opts.cache ?? createSpanCache(Math.max(3 * maxUnit, 8 * 1024 * 1024)));
     this.key = opts.cacheKey ?? `zstd#${++readerSeq}`;
     this.onWarning = opts.onWarning ?? (() => undefined);
     const hasLarge = this.frames.some((f) => f.uSize > this.wholeLimit);
@@ -461,25 +461,7 @@ export class ZstdRandomAccess implements ByteSource {
   }
 
   private chunk(f: number, c: number, unit: number): Promise<Buffer> {
-    const key = `${this.key}:${f}:${c}`;
-    const hit = this.cache.get(key);
-    if (hit) return Promise.resolve(hit);
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = this.decodeChunk(f, c, unit).then(
-        (data) => {
-          this.inflight.delete(key);
-          this.cache.set(key, data);
-          return data;
-        },
-        (err: unknown) => {
-          this.inflight.delete(key);
-          throw err;
-        },
-      );
-      this.inflight.set(key, p);
-    }
-    return p;
+    return this.pieces.get(`${this.key}:${f}:${c}`, () => this.decodeChunk(f, c, unit));
   }
 
   private async decodeChunk(f: number, c: number, unit: number): Promise<Buffer> {
