@@ -185,6 +185,26 @@ describe('compressed layers', () => {
     assert.ok(notes.some((m) => /checksum mismatch; rebuilding it/.test(m)), notes.join('\n'));
   });
 
+  it('a single-frame zstd layer gets a decompressed copy in the cache folder, said once', async () => {
+    const big = payload(10 * 1024 * 1024, 11);
+    const p = file();
+    await buildArchive(p, { layout: 'oci-archive', images: [{ layers: [{ compression: 'zstd', entries: [{ path: 'big', content: big }] }] }] });
+    const cacheDir = path.join(work, `cache-${n++}`);
+    const notes: string[] = [];
+    const v = await open(p, { cache: new IndexCache(cacheDir), onNote: (m) => notes.push(m) });
+    try {
+      const copies = fs.readdirSync(path.join(cacheDir, 'zstd')).filter((f) => f.endsWith('.tar'));
+      assert.equal(copies.length, 1);
+      assert.equal(fs.statSync(path.join(cacheDir, 'zstd', copies[0])).size, v.layers[0].stream.size);
+      assert.equal(notes.filter((m) => /decompressed copy is kept in/.test(m)).length, 1, notes.join('\n'));
+      const buf = Buffer.alloc(1000);
+      await v.read(v.merged, v.merged.lookup('big'), buf, 0, 1000, 7_000_000);
+      assert.ok(buf.equals(big.subarray(7_000_000, 7_001_000)));
+    } finally {
+      await v.close();
+    }
+  });
+
   it('docker save | gzip and | xz: the outer archive is indexed once and cached', async () => {
     for (const outer of ['gzip', 'xz'] as const) {
       const plain = file();

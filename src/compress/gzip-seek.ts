@@ -512,6 +512,11 @@ export class GzipRandomAccess implements ByteSource {
       data.copy(buf, offset + (pos - position), from, from + n);
       pos += n;
     }
+    // A read in the second half of a span is most likely part of a sequential read (cat, cp):
+    // start inflating the next span on the thread pool now, so it is ready when asked for.
+    if (s + 1 < this.cps.length && end - this.cps[s].out > (this.spanEnd(s) - this.cps[s].out) / 2) {
+      this.span(s + 1).catch(() => undefined);
+    }
     return end - position;
   }
 

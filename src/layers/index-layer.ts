@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArchiveError, type ArchiveFiles } from '../archive/archive-files';
 import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
@@ -69,6 +70,7 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, ctx: L
   // the cache folder (named by the same key) so reads do not decompress from the start.
   const spill: ZstdSpillOptions | undefined =
     kind === 'zstd' && key && ctx.cache ? { path: path.join(ctx.cache.dir, 'zstd', `${key}.tar`), maxBytes: ctx.spillMaxBytes } : undefined;
+  if (spill) await fs.promises.mkdir(path.dirname(spill.path), { recursive: true });
   let found = key ? await fromCache(ctx.cache!, key, kind !== 'none') : undefined;
   if (!found) {
     found = await scan(blob, kind, what, spill, ctx).catch((err: Error) => {
