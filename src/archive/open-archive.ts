@@ -61,7 +61,10 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
     );
   } catch (err) {
     await file.close();
-    throw err instanceof ArchiveError ? err : new ArchiveError(`${location}: ${(err as Error).message}`);
+    if (err instanceof ArchiveError) throw err;
+    // The tar scanner already names the archive (scanTar's `what`): do not say it twice.
+    const message = (err as Error).message;
+    throw new ArchiveError(message.startsWith(`${location}: `) ? message : `${location}: ${message}`);
   }
 }
 

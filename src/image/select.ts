@@ -1,4 +1,5 @@
 import { NotFoundError, UsageError } from '../errors';
+import { printable } from '../tar/printable';
 import { platformString, type ImageRecord, type Platform } from './model';
 
 export interface ImageSelector {
@@ -51,7 +52,8 @@ function matchesImage(r: ImageRecord, sel: string): boolean {
 
 /** One line per image, for listings and for the error that asks the user to choose. */
 export function describeRecord(r: ImageRecord): string {
-  const names = r.names.length ? r.names.join(', ') : '<untagged>';
+  // Names come from the archive: never let one print a newline or a terminal escape.
+  const names = r.names.length ? r.names.map(printable).join(', ') : '<untagged>';
   const platform = platformString(r.platform);
   const digest = r.manifestDigest ?? r.configDigest ?? '';
   return `${r.position}: ${names}${platform ? ` [${platform}]` : ''}${digest ? ` ${digest.slice(0, 19)}` : ''}`;
@@ -67,7 +69,7 @@ function hostPlatform(): Platform {
  * that the platforms of one multi-platform image default to this machine's, as `docker run` does.
  */
 export function selectImage(records: ImageRecord[], sel: ImageSelector, location: string): ImageRecord {
-  const listing = () => records.map(describeRecord).join('; ');
+  const listing = () => (records.length ? records.map(describeRecord).join('; ') : 'no image at all');
   let candidates = records;
   if (sel.image !== undefined && sel.image !== '') {
     const wanted = sel.image;

@@ -15,6 +15,8 @@ export async function digestOf(src: ByteSource): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+const PLAIN_TAR_TYPES = new Set(['application/vnd.oci.image.layer.v1.tar', 'application/vnd.docker.image.rootfs.diff.tar']);
+
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /**
@@ -30,6 +32,13 @@ export function metadataDigestProblems(image: Image): string[] {
   }
   if (manifestDigest?.startsWith('sha256:') && layout !== 'docker-v1' && image.record.manifestPath && sha256(image.manifestBytes) !== manifestDigest) {
     problems.push(`manifest does not match its digest ${manifestDigest}`);
+  }
+  // An uncompressed layer's blob is its tar, so its manifest digest and its config diff_id are
+  // the same hash by definition: when they differ, one of the two is wrong, found for free.
+  for (const l of image.layers) {
+    if (l.mediaType && PLAIN_TAR_TYPES.has(l.mediaType) && l.digest?.startsWith('sha256:') && l.diffId.startsWith('sha256:') && l.digest !== l.diffId) {
+      problems.push(`layer ${l.position}: its manifest digest ${l.digest} and its config diff_id ${l.diffId} differ, though its media type says uncompressed`);
+    }
   }
   return problems;
 }

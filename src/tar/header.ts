@@ -53,7 +53,18 @@ export function isZeroBlock(block: Buffer): boolean {
 
 /** Decodes one header block; throws on a bad checksum or an unreadable number field. */
 export function decodeHeader(block: Buffer): RawHeader {
-  const h = tarStreamHeaders.decode(block, 'utf-8', true);
+  let h: TarStreamHeader | null;
+  try {
+    h = tarStreamHeaders.decode(block, 'utf-8', true);
+  } catch (err) {
+    // tar-stream's only words for a bad checksum guess that the file is gzipped; in the middle of
+    // a tar it is damage, so say what failed.
+    if (!/Invalid tar header\. Maybe/.test((err as Error).message)) throw err;
+    let sum = 8 * 0x20;
+    for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += block[i];
+    const stored = block.toString('latin1', 148, 156).replace(/[\0 ]+$/, '').replace(/\0/g, '\\0');
+    throw new Error(`checksum mismatch (the header says ${JSON.stringify(stored)}, its bytes sum to ${sum.toString(8)} octal)`);
+  }
   if (!h) throw new Error('unexpected zero block');
   const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]);
   const mtime = h.mtime.getTime() / 1000;

@@ -2,6 +2,7 @@ import type { ScanSource } from '../io/byte-source';
 import { normalizePath } from '../paths';
 import { EntryType, type SparseExtent, type TarEntry } from './entry';
 import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock, parsePax, type PaxRecords, type RawHeader } from './header';
+import { printable } from './printable';
 import { TarIndexBuilder, type TarIndex } from './tar-index';
 import { WindowReader } from './window-reader';
 
@@ -103,7 +104,7 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     let type = typeOfFlag[header.typeflag];
     if (type === undefined) {
       // POSIX: an unknown typeflag is read as a regular file.
-      warnings.push(`${what}: unknown entry type '${header.typeflag}' for ${header.name}, read as a file`);
+      warnings.push(`${what}: unknown entry type ${JSON.stringify(header.typeflag)} for ${printable(header.name)}, read as a file`);
       type = EntryType.File;
     }
     const pax = mergePax(globalPax, local.pax);
@@ -152,7 +153,7 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     } else if (path === '' && type !== EntryType.Directory) {
       warnings.push(`${what}: skipped a ${EntryType[type]} entry named as the root`);
     } else if (type === EntryType.HardLink && normalizePath(entry.linkname ?? '') === null) {
-      warnings.push(`${what}: skipped hard link ${path}: target ${JSON.stringify(entry.linkname)} leaves the root`);
+      warnings.push(`${what}: skipped hard link ${printable(path)}: target ${JSON.stringify(entry.linkname)} leaves the root`);
     } else {
       entry.path = path;
       if (type === EntryType.HardLink) entry.linkname = normalizePath(entry.linkname ?? '') ?? '';
@@ -160,7 +161,7 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     }
 
     if (src.size !== undefined && entry.dataOffset + entry.storedSize > src.size && hasData(type, header)) {
-      warnings.push(`${what}: truncated in the data of ${entry.path} (needs ${entry.dataOffset + entry.storedSize} bytes, have ${src.size})`);
+      warnings.push(`${what}: truncated in the data of ${printable(entry.path)} (needs ${entry.dataOffset + entry.storedSize} bytes, have ${src.size})`);
       pos = src.size;
       break;
     }
@@ -286,13 +287,13 @@ async function readSparse10Map(
 function validateSparse(entry: TarEntry, what: string): void {
   if (!entry.sparse) return;
   // Old GNU headers give the real size in a free-form number field: keep it exact and positive.
-  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`${what}: invalid sparse size for ${entry.path}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`${what}: invalid sparse size for ${printable(entry.path)}`);
   let stored = 0;
   for (const x of entry.sparse) {
     if (!Number.isSafeInteger(x.offset) || !Number.isSafeInteger(x.length) || x.offset < 0 || x.length < 0 || x.offset + x.length > entry.size) {
-      throw new Error(`${what}: invalid sparse map for ${entry.path}`);
+      throw new Error(`${what}: invalid sparse map for ${printable(entry.path)}`);
     }
     stored += x.length;
   }
-  if (stored > entry.storedSize) throw new Error(`${what}: sparse map of ${entry.path} needs more data than stored`);
+  if (stored > entry.storedSize) throw new Error(`${what}: sparse map of ${printable(entry.path)} needs more data than stored`);
 }

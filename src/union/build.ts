@@ -1,5 +1,6 @@
 import { baseName, joinPath, parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
+import { printable } from '../tar/printable';
 import type { TarIndex } from '../tar/tar-index';
 import { Tree } from './tree';
 
@@ -89,14 +90,14 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
       if (opts.mode === 'merged' && base.startsWith(WHITEOUT_PREFIX)) {
         const dir = parentOf(path);
         if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-          warnings.push(`${name(slot)}: whiteout ${path} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
+          warnings.push(`${name(slot)}: whiteout ${printable(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
         }
         if (base === OPAQUE_MARKER) opaque.push(dir);
         else if (base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) {
           // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not part of the image's files.
         } else {
           const target = base.slice(WHITEOUT_PREFIX.length);
-          if (target === '' || target === '.' || target === '..') warnings.push(`${name(slot)}: ignored invalid whiteout ${path}`);
+          if (target === '' || target === '.' || target === '..') warnings.push(`${name(slot)}: ignored invalid whiteout ${printable(path)}`);
           else whiteouts.push(joinPath(dir, target));
         }
         continue;
@@ -137,7 +138,7 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         let targetObj = target && !target.children ? target.obj : undefined;
         if (!target && opts.resolveOutside) targetObj = opts.resolveOutside(targetPath);
         if (!targetObj) {
-          warnings.push(`${name(slot)}: hard link ${path} -> ${targetPath}: target ${target ? 'is a directory' : 'not found'}; skipped`);
+          warnings.push(`${name(slot)}: hard link ${printable(path)} -> ${printable(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`);
           continue;
         }
         if (existing === target) continue;
