@@ -182,6 +182,9 @@ export class ImageView {
     if (!src) return undefined;
     const layer = this.layers[src.layerSlot];
     if (layer.index.extras.get(src.entry)?.sparse) return undefined;
+    // A layer cut inside this file's data: one fs.read would run on into whatever follows the
+    // blob in the archive. Leave it to read(), which fails with EIO at the blob's end.
+    if (layer.index.dataOffsets[src.entry] + layer.index.sizes[src.entry] > layer.stream.size) return undefined;
     const range = layer.stream.fileRange?.();
     if (!range) return undefined;
     return { file: range.file, offset: range.start + layer.index.dataOffsets[src.entry], size: layer.index.sizes[src.entry] };

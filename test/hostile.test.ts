@@ -618,9 +618,7 @@ describe('extract never writes outside its target', () => {
 });
 
 describe('the index cache is not a channel between archives', () => {
-  it('a hostile archive claiming a genuine layer digest cannot plant the index a later genuine archive uses', {
-    todo: 'src/layers/index-layer.ts keys cached layer indexes by the claimed digest + size + first/last 64 KiB only; see the issue 6 report',
-  }, async () => {
+  it('a hostile archive claiming a genuine layer digest cannot plant the index a later genuine archive uses', async () => {
     // Genuine: an OCI archive whose layer has bin/sh between two 100 KB files (beyond the sampled head and tail).
     const genuineLayer = layer(file('head.bin', Buffer.alloc(100_000, 1)), file('bin/sh', 'genuine shell\n', { mode: 0o755 }), file('tail.bin', Buffer.alloc(100_000, 2)));
     const genuine = out('genuine.tar');

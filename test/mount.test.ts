@@ -155,13 +155,17 @@ function processAlive(pid: number): boolean {
 
 describe('mountpoint errors', () => {
   it('a missing mountpoint, a file, a busy mountpoint, and a dead FUSE mount each get one line', async () => {
-    const missing = path.join(tempDir('missing'), 'nope');
+    const missingParent = tempDir('missing');
+    cleanup.push(missingParent);
+    const missing = path.join(missingParent, 'nope');
     let r = await ocimount([DIVE, missing]);
     assert.equal(r.code, 2);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     assert.match(r.stderr, /mountpoint does not exist \(create it: mkdir -p/);
 
-    const file = path.join(tempDir('file'), 'f');
+    const fileParent = tempDir('file');
+    cleanup.push(fileParent);
+    const file = path.join(fileParent, 'f');
     fs.writeFileSync(file, '');
     r = await ocimount([DIVE, file]);
     assert.equal(r.code, 2);
@@ -196,7 +200,9 @@ describe('mountpoint errors', () => {
 
   it('an archive that is not an image fails before mounting, with exit code 3', async () => {
     const mnt = tempDir('notimage');
-    const junk = path.join(tempDir('junk'), 'junk.tar');
+    const junkParent = tempDir('junk');
+    cleanup.push(junkParent);
+    const junk = path.join(junkParent, 'junk.tar');
     fs.writeFileSync(junk, 'this is not a tar file at all'.repeat(40));
     try {
       const r = await ocimount([junk, mnt]);

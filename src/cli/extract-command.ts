@@ -61,7 +61,8 @@ export function registerExtract(program: Command): Command {
           const items = planExtract(tree, roots);
           await writeItems(view, tree, items, opts.output, {
             sameOwner: !!opts.sameOwner && isRoot,
-            makeDevices: isRoot,
+            // Device nodes from an untrusted image only when asked to reproduce it exactly.
+            makeDevices: isRoot && !!opts.sameOwner,
             ownerWritableDirs: !isRoot && !opts.exactModes,
             warn,
             written: opts.verbose ? (item) => process.stdout.write(`/${item.rel}\n`) : undefined,

@@ -91,10 +91,29 @@ export function registerMount(program: Command): void {
     });
 }
 
+/**
+ * The server's log goes to a folder of the user's own in the temp dir. Another local user could
+ * have made that folder first, or planted a symlink where the log goes (then a root mount would
+ * write wherever it points): the folder must be ours and private, and the log is opened without
+ * following symlinks.
+ */
 function defaultLogPath(mountpoint: string): string {
-  const dir = path.join(os.tmpdir(), `ocimount-${process.getuid?.() ?? 'user'}`);
+  const uid = process.getuid?.() ?? 0;
+  const dir = path.join(os.tmpdir(), `ocimount-${uid}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new UserError(`${dir}: not a private folder of yours (made by someone else?); choose a log file with --log FILE`, 2);
+  }
   return path.join(dir, `${path.resolve(mountpoint).replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
+}
+
+function openLog(logPath: string): number {
+  try {
+    return fs.openSync(logPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new UserError(`${logPath}: cannot open the log: ${(err as Error).message.replace(/^\w+: /, '')}`, 2);
+  }
 }
 
 /**
@@ -105,7 +124,7 @@ async function startInBackground(image: string, mountpoint: string, opts: MountC
   loadFuse();
   checkMountpoint(mountpoint);
   const logPath = opts.log ?? defaultLogPath(mountpoint);
-  const logFd = fs.openSync(logPath, 'a');
+  const logFd = openLog(logPath);
   const progress = opts.quiet ? undefined : terminalProgress();
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
     detached: true,

@@ -87,6 +87,9 @@ export interface GzipSeekIndex {
 const WINDOW = 32768;
 const OUT_BYTES = 256 * 1024; // pako output buffer; must be >= WINDOW
 const IN_BYTES = 1024 * 1024;
+// Output per producer step is bounded: deflate reaches ~1030:1, so 1 MiB of input could
+// otherwise queue a GiB before the tar scanner gets to consume any of it (a decompression bomb).
+const STEP_OUT_BYTES = 4 * OUT_BYTES;
 const MAX_HEADER_FIELD = 1024 * 1024;
 
 const deflateRawAsync = promisify(zlib.deflateRaw) as (buf: Buffer, opts: zlib.ZlibOptions) => Promise<Buffer>;
@@ -300,7 +303,9 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
     strm.input = this.inputView;
     strm.next_in = cur.off;
     strm.avail_in = cur.avail;
+    const outAtStart = this.out;
     for (;;) {
+      if (this.out - outAtStart >= STEP_OUT_BYTES) return false; // the rest of the input stays in the cursor
       if (strm.avail_out === 0) this.rotateOutput();
       const inBefore = strm.next_in;
       const outBefore = strm.next_out;
@@ -476,6 +481,7 @@ export class GzipRandomAccess implements ByteSource {
   readonly size: number;
   private readonly cps: GzipCheckpoint[];
   private readonly pieces: PieceCache;
+  private readonly readAhead: boolean;
   private readonly key: string;
 
   constructor(
@@ -488,6 +494,7 @@ export class GzipRandomAccess implements ByteSource {
     let maxSpan = 0;
     for (let s = 0; s < this.cps.length; s++) maxSpan = Math.max(maxSpan, this.spanEnd(s) - this.cps[s].out);
     this.pieces = new PieceCache(opts.cache ?? createSpanCache(Math.max(3 * maxSpan, 8 * 1024 * 1024)));
+    this.readAhead = !!opts.readAhead;
     this.key = opts.cacheKey ?? `gzip#${++readerSeq}`;
   }
 
@@ -514,7 +521,7 @@ export class GzipRandomAccess implements ByteSource {
     }
     // A read in the second half of a span is most likely part of a sequential read (cat, cp):
     // start inflating the next span on the thread pool now, so it is ready when asked for.
-    if (s + 1 < this.cps.length && end - this.cps[s].out > (this.spanEnd(s) - this.cps[s].out) / 2) {
+    if (this.readAhead && s + 1 < this.cps.length && end - this.cps[s].out > (this.spanEnd(s) - this.cps[s].out) / 2) {
       this.span(s + 1).catch(() => undefined);
     }
     return end - position;

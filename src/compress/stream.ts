@@ -139,6 +139,8 @@ export interface RandomAccessOptions {
   spill?: ZstdSpillOptions;
   /** Told about problems that were worked around (e.g. a spill file that could not be written). */
   onWarning?: (message: string) => void;
+  /** gzip: start inflating the next span when a read reaches the second half of one (sequential readers). */
+  readAhead?: boolean;
 }
 
 export function createSeekIndexBuilder(

@@ -85,7 +85,11 @@ const SKIPPABLE_MASK = 0xfffffff0;
 const SKIPPABLE_MAGIC = 0x184d2a50;
 const IN_BYTES = 1024 * 1024;
 const OUT_BYTES = 1024 * 1024;
-const WINDOW_LOG_MAX = 31; // accept every valid frame (zstd --long=31 needs it); memory is the frame's own claim
+// zstd's own default limit (128 MiB, as `zstd -d`): a frame may claim a 2 GiB window, and every
+// decoder would then allocate it; a tiny hostile layer must not cost gigabytes.
+const WINDOW_LOG_MAX = 27;
+// Output per producer step is bounded, so a bomb cannot queue a GiB before it is consumed.
+const STEP_OUT_BYTES = 4 * OUT_BYTES;
 const YIELD_EVERY = 2 * 1024 * 1024;
 const MAX_CURSORS = 4;
 
@@ -205,7 +209,9 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
       );
     }
     const pieces: Buffer[] = [];
+    const outAtStart = this.out;
     for (;;) {
+      if (this.out - outAtStart >= STEP_OUT_BYTES) break;
       if (this.outPos === this.outBuf.length) {
         this.outBuf = Buffer.allocUnsafe(OUT_BYTES);
         this.outPos = 0;
@@ -215,9 +221,11 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
       try {
         [ret, produced, consumed] = this.dctx.decompressStream(this.outBuf.subarray(this.outPos), cur.buf.subarray(cur.off));
       } catch (err) {
+        const why = (err as Error).message;
         throw new Error(
-          `zstd: corrupt data in the frame at compressed offset ${this.frameCOff} (near compressed offset ${cur.abs}): ` +
-            `${(err as Error).message}`,
+          /too much memory/i.test(why)
+            ? `zstd: the frame at compressed offset ${this.frameCOff} asks for a window over 128 MiB (more than zstd -d accepts by default); refused`
+            : `zstd: corrupt data in the frame at compressed offset ${this.frameCOff} (near compressed offset ${cur.abs}): ${why}`,
         );
       }
       cur.off += consumed;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { ImageView } from '../engine';
 import type { FileSource } from '../io/byte-source';
+import { printable } from '../tar/printable';
 import { EntryType } from '../tar/entry';
 import type { NodeStat } from '../union/tree';
 import type { Namespace, Resolved } from './namespace';
@@ -95,7 +96,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       try {
         fn(...args);
       } catch (err) {
-        opts.log(`${name} ${String(args[0])}: ${(err as Error).message}`);
+        opts.log(`${name} ${printable(String(args[0]))}: ${(err as Error).message}`);
         onError(cb);
       }
     };
@@ -107,8 +108,9 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     const key = keyOf(r);
     let hit = readdirCache.get(key);
     if (!hit) {
-      // A name over 255 bytes can never be looked up, and one over the kernel's 1024-byte limit
-      // would fail the whole listing: leave those out, and say so.
+      // A name over the kernel's 1024-byte limit would fail the whole listing, and one over 255
+      // bytes breaks most tools that meet it (it can still be opened by its exact name): list
+      // neither, and say so.
       const children = ns.list(r).filter((c) => {
         if (Buffer.byteLength(c.name) <= 255) return true;
         opts.log(`readdir: left out a ${Buffer.byteLength(c.name)}-byte name (longer than 255)`);
@@ -183,7 +185,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     }, fail(0)),
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
       const failRead = (err: Error) => {
-        opts.log(`read ${path} at ${pos}: ${err.message}`);
+        opts.log(`read ${printable(path)} at ${pos}: ${err.message}`);
         cb(E.EIO);
       };
       try {

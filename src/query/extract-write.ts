@@ -119,7 +119,10 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
 
   const finish = async (abs: string, item: ExtractItem, fh?: fsp.FileHandle): Promise<void> => {
     const st = item.stat;
-    const mode = (st.mode & 0o7777) | (item.kind === 'dir' && opts.ownerWritableDirs ? 0o700 : 0);
+    // setuid/setgid only travel with their owners (--same-owner): a setuid file from an untrusted
+    // image, owned by whoever extracted it (often root in CI), would hand that user's rights out.
+    const special = opts.sameOwner ? 0o7777 : 0o1777;
+    const mode = (st.mode & special) | (item.kind === 'dir' && opts.ownerWritableDirs ? 0o700 : 0);
     if (fh) {
       if (opts.sameOwner) await fh.chown(st.uid, st.gid);
       await fh.chmod(mode);
@@ -182,7 +185,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
         case 'block': {
           const what = item.kind === 'fifo' ? 'fifo' : `${item.kind} device ${item.stat.devmajor},${item.stat.devminor}`;
           if (item.kind !== 'fifo' && !opts.makeDevices) {
-            opts.warn(`/${item.rel}: skipped ${what} (device nodes need root)`);
+            opts.warn(`/${item.rel}: skipped ${what} (device nodes are made only as root with --same-owner)`);
             skipped.add(item.rel);
             continue;
           }
