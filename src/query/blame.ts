@@ -1,11 +1,10 @@
-import { baseName, joinPath, parentOf } from '../paths';
+import { parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
 import type { TarIndex } from '../tar/tar-index';
+import { whiteoutMeaning } from '../union/whiteout';
 import type { ChangeKind } from './diff';
 import { displayPath } from './format';
 
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 
 /** One thing a layer did to the blamed path or to something below it. */
 export interface BlameChange {
@@ -80,25 +79,22 @@ export function blame(layers: readonly TarIndex[], positions: readonly number[],
     const opaque: number[] = [];
     const whiteouts: number[] = [];
     const adds: number[] = [];
+    const targets = new Map<number, string>();
     for (let i = 0; i < index.count; i++) {
-      const path = index.path(i);
-      const base = baseName(path);
-      if (!base.startsWith(WHITEOUT)) {
-        if (relevant(path)) adds.push(i);
-      } else if (base === OPAQUE) {
-        const dir = parentOf(path);
-        if (relevant(dir)) opaque.push(i);
-      } else if (!base.startsWith(WHITEOUT + WHITEOUT)) {
-        if (relevant(joinPath(parentOf(path), base.slice(WHITEOUT.length)))) whiteouts.push(i);
+      const meaning = whiteoutMeaning(index.path(i));
+      if (meaning.kind === 'entry') {
+        if (relevant(index.path(i))) adds.push(i);
+      } else if (meaning.kind === 'opaque') {
+        if (relevant(meaning.dir)) opaque.push(i);
+      } else if (meaning.kind === 'whiteout' && relevant(meaning.target)) {
+        whiteouts.push(i);
+        targets.set(i, meaning.target);
       }
     }
     if (opaque.length + whiteouts.length + adds.length === 0) continue;
 
     for (const i of opaque) remove(parentOf(index.path(i)), index.path(i), false);
-    for (const i of whiteouts) {
-      const path = index.path(i);
-      remove(joinPath(parentOf(path), baseName(path).slice(WHITEOUT.length)), path, true);
-    }
+    for (const i of whiteouts) remove(targets.get(i)!, index.path(i), true);
     for (const i of opaque) {
       const dir = parentOf(index.path(i));
       if (dir !== '' && state.get(dir)?.type !== EntryType.Directory) {

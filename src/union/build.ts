@@ -1,11 +1,10 @@
-import { baseName, joinPath, parentOf } from '../paths';
+import { baseName, parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
 import { printable } from '../tar/printable';
 import type { TarIndex } from '../tar/tar-index';
 import { Tree } from './tree';
+import { whiteoutMeaning } from './whiteout';
 
-const WHITEOUT_PREFIX = '.wh.';
-const OPAQUE_MARKER = '.wh..wh..opq';
 
 /** A file object: what a node (or several hard-linked nodes) shows. entry -1 = implied directory. */
 export interface FileObj {
@@ -86,23 +85,17 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
     const whiteouts: string[] = [];
     for (let i = 0; i < index.count; i++) {
       const path = index.path(i);
-      const base = baseName(path);
-      if (opts.mode === 'merged' && base.startsWith(WHITEOUT_PREFIX)) {
-        const dir = parentOf(path);
-        if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-          warnings.push(`${name(slot)}: whiteout ${printable(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
-        }
-        if (base === OPAQUE_MARKER) opaque.push(dir);
-        else if (base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) {
-          // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not part of the image's files.
-        } else {
-          const target = base.slice(WHITEOUT_PREFIX.length);
-          if (target === '' || target === '.' || target === '..') warnings.push(`${name(slot)}: ignored invalid whiteout ${printable(path)}`);
-          else whiteouts.push(joinPath(dir, target));
-        }
+      const meaning = opts.mode === 'merged' ? whiteoutMeaning(path) : ({ kind: 'entry' } as const);
+      if (meaning.kind === 'entry') {
+        adds.push(i);
         continue;
       }
-      adds.push(i);
+      if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
+        warnings.push(`${name(slot)}: whiteout ${printable(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
+      }
+      if (meaning.kind === 'opaque') opaque.push(meaning.dir);
+      else if (meaning.kind === 'whiteout') whiteouts.push(meaning.target);
+      else if (meaning.kind === 'invalid') warnings.push(`${name(slot)}: ignored invalid whiteout ${printable(path)}`);
     }
 
     for (const dir of opaque) {
