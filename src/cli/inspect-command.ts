@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { ImageArchive, ImageView } from '../engine';
+import { displayNames } from '../image/select';
+import { printable } from '../tar/printable';
 import { configSummary, historyRows, listImages, type ConfigSummary, type HistoryRow, type ImageListing } from '../query/inspect';
 import { alignColumns, humanSize, oneLine, shortDigest } from '../query/format';
 import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
@@ -78,7 +80,7 @@ async function inspect(path: string, opts: InspectOptions): Promise<void> {
       return;
     }
     const out: string[] = [...imageTable(images), ''];
-    out.push(`Image ${record.position}: ${record.names.join(', ') || '<untagged>'}`);
+    out.push(`Image ${record.position}: ${displayNames(record.names).map(printable).join(', ') || '<untagged>'}`);
     out.push(...configLines(record.manifestDigest, record.configDigest, config), '');
     const stored = layers.reduce((s, l) => s + l.storedSize, 0);
     const size = layers.reduce((s, l) => s + l.size, 0);
@@ -95,7 +97,7 @@ function print(value: unknown): void {
 }
 
 function imageTable(images: ImageListing[]): string[] {
-  const rows = images.map((i) => [String(i.position), i.names.join(',') || '<untagged>', i.platform ?? '-', shortDigest(i.manifestDigest ?? undefined), shortDigest(i.configDigest ?? undefined)]);
+  const rows = images.map((i) => [String(i.position), displayNames(i.names).map(printable).join(',') || '<untagged>', i.platform ?? '-', shortDigest(i.manifestDigest ?? undefined), shortDigest(i.configDigest ?? undefined)]);
   return alignColumns([['#', 'NAMES', 'PLATFORM', 'MANIFEST', 'CONFIG'], ...rows]).map((l) => `  ${l}`.trimEnd());
 }
 

@@ -50,10 +50,28 @@ function matchesImage(r: ImageRecord, sel: string): boolean {
   return r.names.some((n) => normalizeReference(n) === want);
 }
 
+/**
+ * Names worth showing: one spelling per reference (`myapp:1.0` and `docker.io/library/myapp:1.0`
+ * are the same), and a bare OCI ref.name tag (`latest`) only when nothing fuller is known.
+ */
+export function displayNames(names: string[]): string[] {
+  const seen = new Set<string>();
+  const full = names.filter((n) => n.includes(':') || n.includes('/'));
+  const out: string[] = [];
+  for (const n of full.length ? full : names) {
+    const key = normalizeReference(n);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(n);
+    }
+  }
+  return out;
+}
+
 /** One line per image, for listings and for the error that asks the user to choose. */
 export function describeRecord(r: ImageRecord): string {
   // Names come from the archive: never let one print a newline or a terminal escape.
-  const names = r.names.length ? r.names.map(printable).join(', ') : '<untagged>';
+  const names = r.names.length ? displayNames(r.names).map(printable).join(', ') : '<untagged>';
   const platform = platformString(r.platform);
   const digest = r.manifestDigest ?? r.configDigest ?? '';
   return `${r.position}: ${names}${platform ? ` [${platform}]` : ''}${digest ? ` ${digest.slice(0, 19)}` : ''}`;
