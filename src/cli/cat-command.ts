@@ -5,7 +5,7 @@ import { fileChunks } from '../query/content';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { describeType, imagePath, resolvePath } from '../query/resolve';
-import { quietOnClosedStdout, writeWithBackpressure } from '../query/sink';
+import { writeWithBackpressure } from '../query/sink';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 
 interface CatOptions extends ImageOptions {
@@ -35,7 +35,6 @@ export function registerCat(program: Command): Command {
     .addHelpText('after', HELP)
     .action(async (image: string, paths: string[], opts: CatOptions) => {
       try {
-        quietOnClosedStdout();
         const view = await openView(image, opts);
         try {
           const { tree } = chooseTree(view, opts.layer);

@@ -7,7 +7,7 @@ import { metaJson } from '../query/compare';
 import { diffLayer, diffTrees, type DiffEntry } from '../query/diff';
 import { alignColumns, oneLine, shortDigest } from '../query/format';
 import { resolveLayerRef } from '../query/layer-ref';
-import { quietOnClosedStdout, writeWithBackpressure } from '../query/sink';
+import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
 import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
@@ -55,7 +55,6 @@ export function registerDiff(program: Command): Command {
     .addHelpText('after', HELP)
     .action(async (image: string, imageB: string | undefined, opts: DiffOptions) => {
       try {
-        quietOnClosedStdout();
         if (imageB !== undefined || opts.imageB !== undefined) {
           if (opts.layer !== undefined) throw new UsageError('--layer is for one image\'s layers; it does not go with a second image');
           await imageDiff(image, imageB, opts);

@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError, UserError } from '../errors';
 import { writeTreeTar } from '../query/export';
-import { quietOnClosedStdout } from '../query/sink';
 import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
 interface ExportOptions extends ImageOptions {
@@ -37,7 +36,6 @@ export function registerExport(program: Command): Command {
       try {
         const toStdout = opts.output === '-';
         if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar to a terminal; give -o FILE or pipe stdout');
-        quietOnClosedStdout();
         const view = await openView(image, opts);
         try {
           const warn = warnPrinter(opts.quiet);

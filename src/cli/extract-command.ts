@@ -3,7 +3,6 @@ import { planExtract } from '../query/extract-plan';
 import { writeItems } from '../query/extract-write';
 import { chooseTree } from '../query/layer-ref';
 import { resolvePath } from '../query/resolve';
-import { quietOnClosedStdout } from '../query/sink';
 import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
 interface ExtractOptions extends ImageOptions {
@@ -49,7 +48,6 @@ export function registerExtract(program: Command): Command {
     .addHelpText('after', HELP)
     .action(async (image: string, paths: string[], opts: ExtractOptions) => {
       try {
-        quietOnClosedStdout();
         const warn = warnPrinter(opts.quiet);
         const isRoot = process.getuid?.() === 0;
         if (opts.sameOwner && !isRoot) warn('--same-owner needs root; files will belong to you');

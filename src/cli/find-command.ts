@@ -7,7 +7,7 @@ import { octalMode } from '../query/format';
 import { globToRegExp } from '../query/glob';
 import { chooseTree } from '../query/layer-ref';
 import { resolvePath } from '../query/resolve';
-import { quietOnClosedStdout, writeWithBackpressure } from '../query/sink';
+import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 
@@ -80,7 +80,6 @@ export function registerFind(program: Command): Command {
     .addHelpText('after', HELP)
     .action(async (image: string, path: string | undefined, opts: FindOptions) => {
       try {
-        quietOnClosedStdout();
         const view = await openView(image, opts);
         try {
           const { tree } = chooseTree(view, opts.layer);

@@ -4,7 +4,7 @@ import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { directoryRows, longLines, nodeRow, recursiveGroups, rowJson, type ListRow } from '../query/listing';
 import { imagePath, resolvePath } from '../query/resolve';
-import { quietOnClosedStdout, writeWithBackpressure } from '../query/sink';
+import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 
@@ -50,7 +50,6 @@ export function registerLs(program: Command): Command {
     .addHelpText('after', HELP)
     .action(async (image: string, path: string | undefined, opts: LsOptions) => {
       try {
-        quietOnClosedStdout();
         const view = await openView(image, opts);
         try {
           await list(chooseTree(view, opts.layer).tree, path ?? '/', opts);

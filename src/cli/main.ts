@@ -1,13 +1,17 @@
 import { Command, CommanderError } from 'commander';
+import { quietOnClosedStdout } from '../query/sink';
 import { registerDemo } from './demo-command';
 import { registerMount } from './mount-command';
 import { registerQueryCommands } from './query-commands';
 
 export async function main(argv: string[]): Promise<void> {
+  // `ocimount --help | head`, `ocimount cat … | head`: a reader that stops early is not an error.
+  quietOnClosedStdout();
   const program = new Command('ocimount')
     .description('Mount a container image archive read-only with FUSE, or read it without a mount.')
     .version(require('../../../package.json').version)
-    .showHelpAfterError('(run ocimount --help for usage)')
+    // Usage errors are one line, like every other error, with the way to more help in it.
+    .configureOutput({ outputError: (text, write) => write(`ocimount: ${text.trim().replace(/^error: /, '')} (see ocimount --help)\n`) })
     .exitOverride()
     .addHelpText(
       'after',
