@@ -70,8 +70,12 @@ function withPrebuiltReaddirStats(Fuse: FuseConstructor): FuseConstructor {
 
 /** Whether `dir` is a mount point right now, from the kernel's own table. */
 export function isMounted(dir: string): boolean {
+  return listsMount(fs.readFileSync('/proc/self/mountinfo', 'utf8'), dir);
+}
+
+/** Whether a /proc/self/mountinfo text has a mount at `dir` (field 5 is the mount point). */
+function listsMount(table: string, dir: string): boolean {
   const target = path.resolve(dir);
-  const table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   return table.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === target);
 }
 
@@ -161,8 +165,7 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
     // kernel's mount table; the timer is async and cheap.
     const timer = setInterval(() => {
       fs.promises.readFile('/proc/self/mountinfo', 'utf8').then((table) => {
-        const target = path.resolve(mnt);
-        if (!table.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === target)) {
+        if (!listsMount(table, mnt)) {
           clearInterval(timer);
           resolve();
         }

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { ArchiveError, readArchiveJson, type ArchiveFiles } from '../archive/archive-files';
 import { blobPath } from './discover';
 import { mapHistory } from './history';
 import type { Image, ImageConfig, ImageRecord, LayerDescriptor } from './model';
+import { digestOf } from './verify';
 
 /** Reads an image's config, manifest and layer list; layer contents are not touched here. */
 export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promise<Image> {
@@ -91,7 +91,7 @@ async function loadDockerV1(files: ArchiveFiles, record: ImageRecord): Promise<I
   const layers: LayerDescriptor[] = [];
   for (const [position, id] of chain.entries()) {
     const path = `${id}/layer.tar`;
-    const diffId = files.has(path) ? await sha256Of(files, path) : `layer-${position}`;
+    const diffId = files.has(path) ? await digestOf(await files.open(path)) : `layer-${position}`;
     diffIds.push(diffId);
     if (files.has(path)) layers.push({ position: layers.length, diffId, blobPath: path });
   }
@@ -122,17 +122,4 @@ async function loadDockerV1(files: ArchiveFiles, record: ImageRecord): Promise<I
     history: mapped.steps,
     warnings: mapped.warning ? [mapped.warning] : [],
   };
-}
-
-async function sha256Of(files: ArchiveFiles, path: string): Promise<string> {
-  const src = await files.open(path);
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  for (let pos = 0; pos < src.size; ) {
-    const n = await src.read(buf, 0, Math.min(buf.length, src.size - pos), pos);
-    if (n === 0) break;
-    hash.update(buf.subarray(0, n));
-    pos += n;
-  }
-  return `sha256:${hash.digest('hex')}`;
 }
