@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -287,20 +287,22 @@ describe('names: control characters, invalid UTF-8, long components, long paths,
   );
   let archive: string;
 
-  it('the engine keeps control characters, shows invalid UTF-8 as U+FFFD (names may collide: the later wins)', async () => {
+  it('the engine keeps control characters and the exact bytes of names that are not UTF-8 (no two collide)', async () => {
     archive = writeDockerArchive(out('names.tar'), [layer0]).path;
     const v = await open(archive);
     const m = v.merged;
-    assert.deepEqual(m.children(0).map((c) => m.name(c)), ['bad\ufffd', 'ctl\x01\x1b[31mred\n\ttab', 'd', 'long', 'p', 'raw\ufffd']);
-    assert.equal((await v.readFile(m, m.lookup('bad\ufffd'))).toString(), 'fe');
+    // Names are byte strings (one char per byte): 'bad\xff' is the two-byte-free name b,a,d,0xff.
+    assert.deepEqual(m.children(0).map((c) => m.name(c)), ['bad\xfe', 'bad\xff', 'ctl\x01\x1b[31mred\n\ttab', 'd', 'long', 'p', 'raw\xe9']);
+    assert.equal((await v.readFile(m, m.lookup('bad\xff'))).toString(), 'ff');
+    assert.equal((await v.readFile(m, m.lookup('bad\xfe'))).toString(), 'fe');
     assert.equal((await v.readFile(m, m.lookup(`long/${longComponent}`))).toString(), 'long');
     assert.equal((await v.readFile(m, m.lookup(longPath))).toString(), 'end');
     const deep = m.lookup(deepPath);
     assert.ok(deep > 0);
     assert.equal(m.path(deep), deepPath);
     assert.equal((await v.readFile(m, deep)).toString(), 'deep file\n');
-    // The root, 6 top-level names, 2 under long/, p's 25 folders and end, 9,999 more d's and f.
-    assert.equal(m.nodeCount, 1 + 6 + 2 + 26 + (depth - 1) + 1);
+    // The root, 7 top-level names, 2 under long/, p's 25 folders and end, 9,999 more d's and f.
+    assert.equal(m.nodeCount, 1 + 7 + 2 + 26 + (depth - 1) + 1);
   });
 
   it('the mount lists them; a component over 255 bytes is left out of listings with a log line; 10,000 levels walk', async () => {
@@ -308,9 +310,13 @@ describe('names: control characters, invalid UTF-8, long components, long paths,
       const rootfs = path.join(mnt, 'rootfs');
       const top = (await run('ls', ['-A', rootfs])).code;
       assert.equal(top, 0);
-      const names = (await run('find', [rootfs, '-maxdepth', '1', '-mindepth', '1', '-printf', '%f\\0'])).stdout.split('\0').filter(Boolean).sort();
-      assert.deepEqual(names, ['bad\ufffd', 'ctl\x01\x1b[31mred\n\ttab', 'd', 'long', 'p', 'raw\ufffd']);
-      assert.equal(fs.readFileSync(path.join(rootfs, 'bad\ufffd'), 'utf8'), 'fe');
+      const listed = await new Promise<Buffer>((resolve, reject) =>
+        execFile('find', [rootfs, '-maxdepth', '1', '-mindepth', '1', '-printf', '%f\\0'], { encoding: 'buffer' }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+      const names = listed.toString('latin1').split('\0').filter(Boolean).sort();
+      assert.deepEqual(names, ['bad\xfe', 'bad\xff', 'ctl\x01\x1b[31mred\n\ttab', 'd', 'long', 'p', 'raw\xe9']);
+      assert.equal(fs.readFileSync(Buffer.from(path.join(rootfs, 'bad\xff'), 'latin1'), 'utf8'), 'ff');
+      assert.equal(fs.readFileSync(Buffer.from(path.join(rootfs, 'raw\xe9'), 'latin1'), 'utf8'), 'latin1 name in a ustar header');
       assert.equal(fs.readFileSync(path.join(rootfs, 'ctl\x01\x1b[31mred\n\ttab'), 'utf8'), 'ctl');
       assert.deepEqual((await run('ls', [path.join(rootfs, 'long')])).stdout, 'short\n');
       assert.match(stderr(), /left out a 300-byte name \(longer than 255\)/);

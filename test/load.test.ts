@@ -306,7 +306,7 @@ describe('a SIGKILLed server', () => {
       pids.push(first.server, ...first.helpers);
       process.kill(first.server, 'SIGKILL');
       await gone(first.server);
-      for (let i = 0; i < 100 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 400 && isMounted(mnt); i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(isMounted(mnt), false);
       const second = await mountBackground(mnt);
       pids.push(second.server, ...second.helpers);

@@ -3,6 +3,7 @@ import * as nodePath from 'node:path';
 import { UserError } from '../errors';
 import { FileSource, SliceSource, type ByteSource } from '../io/byte-source';
 import { normalizePath, parentOf, joinPath } from '../paths';
+import { nameToText } from '../names';
 import { EntryType } from '../tar/entry';
 import { oneLine, printable } from '../tar/printable';
 import type { TarScan } from '../tar/scan';
@@ -78,8 +79,10 @@ export class TarArchiveFiles implements ArchiveFiles {
     close: () => Promise<void>,
     backing?: FileSource,
   ): TarArchiveFiles {
+    // Manifests name their files in JSON text, so the archive's member names are kept as text
+    // here (a layer's own names stay bytes: src/names.ts).
     const byPath = new Map<string, number>();
-    for (let i = 0; i < scanned.index.count; i++) byPath.set(scanned.index.path(i), i);
+    for (let i = 0; i < scanned.index.count; i++) byPath.set(nameToText(scanned.index.path(i)), i);
     return new TarArchiveFiles(location, source, close, scanned.index, byPath, stamp, scanned.warnings, backing);
   }
 
@@ -99,7 +102,7 @@ export class TarArchiveFiles implements ArchiveFiles {
       if (i === undefined) return undefined;
       const t = this.index.type(i);
       if (t === EntryType.File) return i;
-      const link = this.index.extras.get(i)?.linkname ?? '';
+      const link = nameToText(this.index.extras.get(i)?.linkname ?? '');
       if (t === EntryType.HardLink) p = normalizePath(link);
       else if (t === EntryType.Symlink) p = normalizePath(link.startsWith('/') ? link : joinPath(parentOf(p), link));
       else return undefined;

@@ -4,6 +4,7 @@ import { stepForLayer } from '../image/history';
 import { blame, headlineChange, type BlameChange } from '../query/blame';
 import { alignColumns, displayPath, oneLine, shortDigest } from '../query/format';
 import { imagePath, resolvePath } from '../query/resolve';
+import { nameFromText } from '../names';
 import { baseName, joinPath, parentOf } from '../paths';
 import type { ImageView } from '../engine';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
@@ -55,7 +56,7 @@ export function registerBlame(program: Command): Command {
  * symlinks (/lib -> usr/lib), the real directory; otherwise (deleted, never there) as typed.
  */
 function storedPath(view: ImageView, userPath: string): string {
-  const path = imagePath(userPath);
+  const path = imagePath(nameFromText(userPath));
   if (path === '') return path;
   try {
     const dir = resolvePath(view.merged, parentOf(path), { followFinal: true });

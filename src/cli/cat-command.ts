@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { UserError } from '../errors';
 import { EntryType } from '../tar/entry';
 import { fileChunks } from '../query/content';
+import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { describeType, imagePath, resolvePath } from '../query/resolve';
@@ -38,12 +39,13 @@ export function registerCat(program: Command): Command {
         const view = await openView(image, opts);
         try {
           const { tree } = chooseTree(view, opts.layer);
-          for (const path of paths) {
+          for (const typed of paths) {
+            const path = nameFromText(typed);
             try {
               const node = resolvePath(tree, path, { followFinal: true });
               const type = tree.type(node);
-              if (type === EntryType.Directory) throw new UserError(`${displayPath(imagePath(path))}: is a directory`, 1);
-              if (type !== EntryType.File) throw new UserError(`${displayPath(imagePath(path))}: is a ${describeType(type)}, not a regular file`, 1);
+              if (type === EntryType.Directory) throw new UserError(`${displayName(displayPath(imagePath(path)))}: is a directory`, 1);
+              if (type !== EntryType.File) throw new UserError(`${displayName(displayPath(imagePath(path)))}: is a ${describeType(type)}, not a regular file`, 1);
               for await (const chunk of fileChunks(view, tree, node)) await writeWithBackpressure(process.stdout, chunk);
             } catch (err) {
               if (!(err instanceof UserError)) throw err;

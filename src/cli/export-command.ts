@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError, UserError } from '../errors';
 import { writeTreeTar } from '../query/export';
-import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 
 interface ExportOptions extends ImageOptions {
   output: string;
@@ -12,8 +12,9 @@ interface ExportOptions extends ImageOptions {
 const HELP = `
 Writes the image's merged root filesystem (whiteouts applied, as a container would see it) as
 one tar: directories before their contents, hard links as links to the first path of their
-inode, symlinks, devices and fifos as such, modes, owners (numeric) and mtimes as in the image,
-xattrs as pax SCHILY.xattr records. Paths are relative (etc/passwd). The tar is streamed: memory
+inode, symlinks, devices and fifos as such, modes, owners (numeric) and mtimes (to the
+nanosecond) as in the image, names with their exact bytes, xattrs (binary values too) as pax
+SCHILY.xattr records. Paths are relative (etc/passwd). The tar is streamed: memory
 stays small whatever the image's size. A file is written under a temporary name and renamed
 when complete, so a failed export never leaves a truncated tar behind.
 
@@ -38,9 +39,8 @@ export function registerExport(program: Command): Command {
         if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar to a terminal; give -o FILE or pipe stdout');
         const view = await openView(image, opts);
         try {
-          const warn = warnPrinter(opts.quiet);
-          if (toStdout) await writeTreeTar(view, view.merged, process.stdout, warn);
-          else await exportToFile(opts.output, (out) => writeTreeTar(view, view.merged, out, warn).then(() => undefined));
+          if (toStdout) await writeTreeTar(view, view.merged, process.stdout);
+          else await exportToFile(opts.output, (out) => writeTreeTar(view, view.merged, out).then(() => undefined));
         } finally {
           await view.close();
         }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { planExtract } from '../query/extract-plan';
 import { writeItems } from '../query/extract-write';
 import { chooseTree } from '../query/layer-ref';
+import { displayName, nameFromText } from '../names';
 import { resolvePath } from '../query/resolve';
 import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
@@ -55,7 +56,7 @@ export function registerExtract(program: Command): Command {
         try {
           const { tree } = chooseTree(view, opts.layer);
           // Every path is looked up before anything is written: a typo fails the whole command cleanly.
-          const roots = paths.map((p) => resolvePath(tree, p, { followFinal: false }));
+          const roots = paths.map((p) => resolvePath(tree, nameFromText(p), { followFinal: false }));
           const items = planExtract(tree, roots);
           await writeItems(view, tree, items, opts.output, {
             sameOwner: !!opts.sameOwner && isRoot,
@@ -63,7 +64,7 @@ export function registerExtract(program: Command): Command {
             makeDevices: isRoot && !!opts.sameOwner,
             ownerWritableDirs: !isRoot && !opts.exactModes,
             warn,
-            written: opts.verbose ? (item) => process.stdout.write(`/${item.rel}\n`) : undefined,
+            written: opts.verbose ? (item) => process.stdout.write(`${displayName(`/${item.rel}`)}\n`) : undefined,
           });
         } finally {
           await view.close();

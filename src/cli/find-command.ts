@@ -4,6 +4,7 @@ import { NotFoundError, UsageError } from '../errors';
 import { typeName } from '../tar/entry';
 import { findNodes, nameMatcher, parseDate, parseSize, parseTypes, type FindCriteria } from '../query/find';
 import { octalMode } from '../query/format';
+import { displayName, nameFromText, nameToText } from '../names';
 import { globToRegExp } from '../query/glob';
 import { chooseTree } from '../query/layer-ref';
 import { resolvePath } from '../query/resolve';
@@ -83,7 +84,7 @@ export function registerFind(program: Command): Command {
         const view = await openView(image, opts);
         try {
           const { tree } = chooseTree(view, opts.layer);
-          const start = resolvePath(tree, path ?? '/', { followFinal: false });
+          const start = resolvePath(tree, nameFromText(path ?? '/'), { followFinal: false });
           await find(tree, start, criteria(tree, opts), opts);
         } finally {
           await view.close();
@@ -105,9 +106,10 @@ function depth(flag: string, value: string | undefined): number | undefined {
 function criteria(tree: Tree, opts: FindOptions): FindCriteria {
   const c: FindCriteria = {};
   if (opts.name !== undefined && opts.iname !== undefined) throw new UsageError('give --name or --iname, not both');
-  if (opts.name !== undefined) c.name = nameMatcher(opts.name, false);
-  if (opts.iname !== undefined) c.name = nameMatcher(opts.iname, true);
-  if (opts.path !== undefined) c.path = globToRegExp(opts.path);
+  // Patterns match names byte for byte (a `?` is one byte), so they are made of the bytes typed.
+  if (opts.name !== undefined) c.name = nameMatcher(nameFromText(opts.name), false);
+  if (opts.iname !== undefined) c.name = nameMatcher(nameFromText(opts.iname), true);
+  if (opts.path !== undefined) c.path = globToRegExp(nameFromText(opts.path));
   if (opts.type !== undefined) c.types = parseTypes(opts.type);
   if (opts.size !== undefined) c.size = parseSize(opts.size);
   if (opts.newer !== undefined) c.newerThan = newerThan(tree, opts.newer);
@@ -121,7 +123,8 @@ function newerThan(tree: Tree, value: string): number {
   const date = parseDate(value);
   if (date !== undefined) return date;
   try {
-    return tree.stat(resolvePath(tree, value, { followFinal: true })).mtime;
+    const st = tree.stat(resolvePath(tree, nameFromText(value), { followFinal: true }));
+    return st.mtime + st.mtimeNsec / 1e9;
   } catch {
     /* not in the image */
   }
@@ -137,19 +140,31 @@ async function find(tree: Tree, start: number, c: FindCriteria, opts: FindOption
     const hits = [...findNodes(tree, start, c)].map((h) => {
       const st = tree.stat(h.node);
       const target = tree.symlinkTarget(h.node);
-      return { path: h.path, type: typeName(st.type), mode: octalMode(st.mode), uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime, ...(target !== undefined && { target }) };
+      return {
+        path: nameToText(h.path),
+        type: typeName(st.type),
+        mode: octalMode(st.mode),
+        uid: st.uid,
+        gid: st.gid,
+        size: st.size,
+        mtime: st.mtime,
+        mtimeNsec: st.mtimeNsec,
+        ...(target !== undefined && { target: nameToText(target) }),
+      };
     });
     process.stdout.write(`${JSON.stringify(hits, null, 2)}\n`);
     return;
   }
+  // -print0 is for programs: the exact bytes of every name. Lines are for people: escaped.
   const end = opts.print0 ? '\0' : '\n';
+  const shown = opts.print0 ? (p: string) => p : (p: string) => nameFromText(displayName(p));
   let pending = '';
   for (const hit of findNodes(tree, start, c)) {
-    pending += hit.path + end;
+    pending += shown(hit.path) + end;
     if (pending.length >= 64 * 1024) {
-      await writeWithBackpressure(process.stdout, pending);
+      await writeWithBackpressure(process.stdout, Buffer.from(pending, 'latin1'));
       pending = '';
     }
   }
-  if (pending) await writeWithBackpressure(process.stdout, pending);
+  if (pending) await writeWithBackpressure(process.stdout, Buffer.from(pending, 'latin1'));
 }

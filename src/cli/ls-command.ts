@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { EntryType } from '../tar/entry';
+import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { directoryRows, longLines, nodeRow, recursiveGroups, rowJson, type ListRow } from '../query/listing';
@@ -52,7 +53,7 @@ export function registerLs(program: Command): Command {
       try {
         const view = await openView(image, opts);
         try {
-          await list(chooseTree(view, opts.layer).tree, path ?? '/', opts);
+          await list(chooseTree(view, opts.layer).tree, nameFromText(path ?? '/'), opts);
         } finally {
           await view.close();
         }
@@ -77,7 +78,7 @@ async function list(tree: Tree, path: string, opts: LsOptions): Promise<void> {
   const groups: Array<{ header?: string; rows: ListRow[] }> = [];
   if (!tree.isDir(node) || opts.directory) groups.push({ rows: [nodeRow(tree, node, displayPath(imagePath(path)))] });
   else if (!opts.recursive) groups.push({ rows: directoryRows(tree, node, listOpts) });
-  else for (const g of recursiveGroups(tree, node, listOpts)) groups.push({ header: displayPath(tree.path(g.dir)), rows: g.rows });
+  else for (const g of recursiveGroups(tree, node, listOpts)) groups.push({ header: displayName(displayPath(tree.path(g.dir))), rows: g.rows });
 
   if (opts.json) {
     // Recursively, every directory's . and .. would repeat entries already listed.
@@ -87,7 +88,7 @@ async function list(tree: Tree, path: string, opts: LsOptions): Promise<void> {
   }
   for (let i = 0; i < groups.length; i++) {
     const g = groups[i];
-    const lines = opts.long ? longLines(g.rows) : g.rows.map((r) => r.name);
+    const lines = opts.long ? longLines(g.rows) : g.rows.map((r) => displayName(r.name));
     const head = g.header !== undefined ? `${i > 0 ? '\n' : ''}${g.header}:\n` : '';
     await writeWithBackpressure(process.stdout, head + lines.map((l) => `${l}\n`).join(''));
   }

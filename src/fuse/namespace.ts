@@ -49,7 +49,7 @@ export class Namespace {
     opts: NamespaceOptions = {},
   ) {
     const created = Date.parse(view.image.config.created ?? '');
-    this.mtime = Number.isFinite(created) ? created / 1000 : 0;
+    this.mtime = Number.isFinite(created) ? Math.floor(created / 1000) : 0;
     const firstTreeIno = 100;
     const merged: TreeSpace = { kind: 'tree', inoBase: firstTreeIno, tree: () => view.merged };
     if (opts.rootfsOnly) {
@@ -120,6 +120,7 @@ export class Namespace {
       gid: process.getgid?.() ?? 0,
       size,
       mtime: this.mtime,
+      mtimeNsec: 0,
       nlink: e.type === EntryType.Directory ? 2 + subdirs : 1,
       devmajor: 0,
       devminor: 0,

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { ImageView } from '../engine';
 import { UserError } from '../errors';
+import { displayName, nameBytes as fsPath } from '../names';
 import type { Tree } from '../union/tree';
 import { fileChunks } from './content';
 import type { ExtractItem } from './extract-plan';
@@ -34,7 +35,7 @@ export interface WriteResult {
 /** A failure writing the output: one line naming the path (exit 1, like a missing path). */
 class OutputError extends UserError {
   constructor(where: string, err: unknown) {
-    super(`${where}: ${(err as NodeJS.ErrnoException).code === undefined ? (err as Error).message : describeErrno(err as NodeJS.ErrnoException)}`, 1);
+    super(`${displayName(where)}: ${(err as NodeJS.ErrnoException).code === undefined ? (err as Error).message : describeErrno(err as NodeJS.ErrnoException)}`, 1);
   }
 }
 
@@ -51,9 +52,14 @@ function describeErrno(err: NodeJS.ErrnoException): string {
   return text[err.code ?? ''] ?? err.message;
 }
 
+/** The mtime as fractional seconds, what Node's utimes takes (exact to about 0.1 µs). */
+function seconds(st: { mtime: number; mtimeNsec: number }): number {
+  return st.mtime + st.mtimeNsec / 1e9;
+}
+
 async function lstatOrNull(p: string) {
   try {
-    return await fsp.lstat(p);
+    return await fsp.lstat(fsPath(p));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
@@ -70,10 +76,12 @@ async function lstatOrNull(p: string) {
  * final mode and mtime at the end, deepest first (writing into a directory changes its mtime).
  */
 export async function writeItems(view: ImageView, tree: Tree, items: readonly ExtractItem[], outDir: string, opts: WriteOptions): Promise<WriteResult> {
+  // Output paths are byte strings like the names they are built from (src/names.ts); every file
+  // system call gets their exact bytes.
   let root: string;
   try {
     await fsp.mkdir(outDir, { recursive: true });
-    root = await fsp.realpath(outDir);
+    root = (await fsp.realpath(outDir, { encoding: 'buffer' })).toString('latin1');
   } catch (err) {
     throw new OutputError(outDir, err);
   }
@@ -85,10 +93,10 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
   const inside = (rel: string): string => {
     const parts = rel.split('/');
     if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
-      throw new UserError(`refusing to extract ${JSON.stringify(rel)}: not a plain relative path`, 3);
+      throw new UserError(`refusing to extract ${displayName(rel)}: not a plain relative path`, 3);
     }
     const abs = path.join(root, ...parts);
-    if (!abs.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) throw new UserError(`refusing to extract ${JSON.stringify(rel)}: it would land outside ${root}`, 3);
+    if (!abs.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) throw new UserError(`refusing to extract ${displayName(rel)}: it would land outside ${displayName(root)}`, 3);
     return abs;
   };
 
@@ -98,8 +106,8 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
     for (let dir = path.dirname(abs); !verifiedDirs.has(dir); dir = path.dirname(dir)) chain.push(dir);
     for (const dir of chain.reverse()) {
       const st = await lstatOrNull(dir);
-      if (!st) await fsp.mkdir(dir, 0o755);
-      else if (!st.isDirectory()) throw new UserError(`${dir} exists and is not a directory${st.isSymbolicLink() ? ' (a symlink; not following it)' : ''}`, 1);
+      if (!st) await fsp.mkdir(fsPath(dir), 0o755);
+      else if (!st.isDirectory()) throw new UserError(`${displayName(dir)} exists and is not a directory${st.isSymbolicLink() ? ' (a symlink; not following it)' : ''}`, 1);
       verifiedDirs.add(dir);
     }
   };
@@ -110,10 +118,10 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
     if (!st) return false;
     if (st.isDirectory()) {
       if (isDir) return true;
-      await fsp.rmdir(abs); // an empty directory gives way; a full one is an error, not a rm -rf
+      await fsp.rmdir(fsPath(abs)); // an empty directory gives way; a full one is an error, not a rm -rf
       return false;
     }
-    await fsp.unlink(abs);
+    await fsp.unlink(fsPath(abs));
     return false;
   };
 
@@ -126,15 +134,15 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
     if (fh) {
       if (opts.sameOwner) await fh.chown(st.uid, st.gid);
       await fh.chmod(mode);
-      await fh.utimes(st.mtime, st.mtime);
+      await fh.utimes(seconds(st), seconds(st));
     } else if (item.kind === 'symlink') {
-      if (opts.sameOwner) await fsp.lchown(abs, st.uid, st.gid);
-      await fsp.lutimes(abs, st.mtime, st.mtime);
+      if (opts.sameOwner) await fsp.lchown(fsPath(abs), st.uid, st.gid);
+      await fsp.lutimes(fsPath(abs), seconds(st), seconds(st));
     } else {
       // chown before chmod: chown clears setuid/setgid bits.
-      if (opts.sameOwner) await fsp.lchown(abs, st.uid, st.gid);
-      await fsp.chmod(abs, mode);
-      await fsp.utimes(abs, st.mtime, st.mtime);
+      if (opts.sameOwner) await fsp.lchown(fsPath(abs), st.uid, st.gid);
+      await fsp.chmod(fsPath(abs), mode);
+      await fsp.utimes(fsPath(abs), seconds(st), seconds(st));
     }
   };
 
@@ -145,16 +153,16 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
       switch (item.kind) {
         case 'dir': {
           if (await clear(abs, true)) {
-            const st = await fsp.lstat(abs);
-            await fsp.chmod(abs, (st.mode & 0o7777) | 0o700);
-          } else await fsp.mkdir(abs, 0o700);
+            const st = await fsp.lstat(fsPath(abs));
+            await fsp.chmod(fsPath(abs), (st.mode & 0o7777) | 0o700);
+          } else await fsp.mkdir(fsPath(abs), 0o700);
           verifiedDirs.add(abs);
           dirs.push(item);
           break;
         }
         case 'file': {
           await clear(abs, false);
-          const fh = await fsp.open(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+          const fh = await fsp.open(fsPath(abs), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
           try {
             for await (const chunk of fileChunks(view, tree, item.node)) {
               for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
@@ -171,12 +179,12 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
             continue;
           }
           await clear(abs, false);
-          await fsp.link(inside(item.linkTo!), abs);
+          await fsp.link(fsPath(inside(item.linkTo!)), fsPath(abs));
           break;
         }
         case 'symlink': {
           await clear(abs, false);
-          await fsp.symlink(item.target!, abs);
+          await fsp.symlink(fsPath(item.target!), fsPath(abs));
           await finish(abs, item);
           break;
         }
@@ -185,18 +193,23 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
         case 'block': {
           const what = item.kind === 'fifo' ? 'fifo' : `${item.kind} device ${item.stat.devmajor},${item.stat.devminor}`;
           if (item.kind !== 'fifo' && !opts.makeDevices) {
-            opts.warn(`/${item.rel}: skipped ${what} (device nodes are made only as root with --same-owner)`);
+            opts.warn(`${displayName(`/${item.rel}`)}: skipped ${what} (device nodes are made only as root with --same-owner)`);
             skipped.add(item.rel);
             continue;
           }
           await clear(abs, false);
           const mode = (item.stat.mode & 0o7777).toString(8);
-          const cmd = item.kind === 'fifo' ? ['mkfifo', '-m', mode, abs] : ['mknod', '-m', mode, abs, item.kind === 'char' ? 'c' : 'b', String(item.stat.devmajor), String(item.stat.devminor)];
+          // Node has no mknod: the tools make the node under a plain ASCII name at the top of
+          // the output, which a rename then moves to its real (byte) name.
+          const temp = path.join(root, `.ocimount-node-${process.pid}-${written}`);
+          const cmd = item.kind === 'fifo' ? ['mkfifo', '-m', mode, temp] : ['mknod', '-m', mode, temp, item.kind === 'char' ? 'c' : 'b', String(item.stat.devmajor), String(item.stat.devminor)];
           try {
-            await execFileP(cmd[0], cmd.slice(1));
+            await execFileP(cmd[0], cmd.slice(1).map((a) => (a === temp ? fsPath(temp).toString('utf8') : a)));
+            await fsp.rename(fsPath(temp), fsPath(abs));
           } catch (err) {
+            await fsp.unlink(fsPath(temp)).catch(() => undefined);
             const e = err as { stderr?: string; message: string };
-            opts.warn(`/${item.rel}: skipped ${what}: ${(e.stderr || e.message).trim().split('\n')[0]}`);
+            opts.warn(`${displayName(`/${item.rel}`)}: skipped ${what}: ${(e.stderr || e.message).trim().split('\n')[0]}`);
             skipped.add(item.rel);
             continue;
           }

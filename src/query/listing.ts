@@ -1,8 +1,9 @@
+import { displayName, nameToText } from '../names';
 import { EntryType, typeName } from '../tar/entry';
 import type { NodeStat, Tree } from '../union/tree';
 import { alignColumns, displayPath, listTime, modeString, octalMode } from './format';
 
-/** One line of `ls`: a node under the name it is listed by. */
+/** One line of `ls`: a node under the name it is listed by. Names and paths are byte strings. */
 export interface ListRow {
   /** The name as listed: a child's name, `.` / `..`, or the path given on the command line. */
   name: string;
@@ -68,18 +69,22 @@ export function longLines(rows: ListRow[]): string[] {
       String(st.gid),
       device ? `${st.devmajor}, ${st.devminor}` : String(st.size),
       listTime(st.mtime),
-      r.target !== undefined ? `${r.name} -> ${r.target}` : r.name,
+      r.target !== undefined ? `${displayName(r.name)} -> ${displayName(r.target)}` : displayName(r.name),
     ];
   });
   return alignColumns(cells, [false, true, false, false, true, false]);
 }
 
-/** The JSON form of a row: raw numbers, the mode both ways, the type by name. */
+/**
+ * The JSON form of a row: raw numbers, the mode both ways, the type by name, the exact mtime as
+ * whole seconds plus nanoseconds, names as text (bytes that are not UTF-8 as lone surrogates:
+ * see `nameToText`).
+ */
 export function rowJson(r: ListRow): Record<string, unknown> {
   const st = r.stat;
   return {
-    name: r.name,
-    path: r.path,
+    name: nameToText(r.name),
+    path: nameToText(r.path),
     type: typeName(st.type),
     mode: octalMode(st.mode),
     modeString: modeString(st.mode),
@@ -88,8 +93,9 @@ export function rowJson(r: ListRow): Record<string, unknown> {
     gid: st.gid,
     size: st.size,
     mtime: st.mtime,
+    mtimeNsec: st.mtimeNsec,
     ino: st.ino,
-    ...(r.target !== undefined && { target: r.target }),
+    ...(r.target !== undefined && { target: nameToText(r.target) }),
     ...((st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice) && { devmajor: st.devmajor, devminor: st.devminor }),
   };
 }

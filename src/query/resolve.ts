@@ -1,13 +1,15 @@
 import { NotFoundError } from '../errors';
 import { EntryType } from '../tar/entry';
 import type { Tree } from '../union/tree';
+import { displayName } from '../names';
 import { displayPath } from './format';
 
 /** Linux gives up after 40 symlinks in one lookup (ELOOP); an image deserves the same bound. */
 export const MAX_SYMLINK_HOPS = 40;
 
 /**
- * A path the user typed, made relative to the image root the way the engine stores paths.
+ * A path in the image (a byte string: see src/names.ts; the CLI turns what was typed into one
+ * with `nameFromText`), made relative to the image root the way the engine stores paths.
  * `..` is resolved lexically and stops at the root, as `cd /..` does: a user path can never
  * name anything outside the image, so there is nothing to refuse.
  */
@@ -33,7 +35,7 @@ export interface ResolveOptions {
  * Throws NotFoundError (exit 1) for a missing path, a file used as a directory, or a loop.
  */
 export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions): number {
-  const shown = displayPath(imagePath(userPath));
+  const shown = displayName(displayPath(imagePath(userPath)));
   const pending = userPath.split('/').reverse();
   let node = 0;
   let hops = 0;
@@ -44,7 +46,7 @@ export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions):
       if (node !== 0) node = tree.parent[node];
       continue;
     }
-    if (!tree.isDir(node)) throw new NotFoundError(`${shown}: not a directory in the image (${displayPath(tree.path(node))} is a ${describeType(tree.type(node))})`);
+    if (!tree.isDir(node)) throw new NotFoundError(`${shown}: not a directory in the image (${displayName(displayPath(tree.path(node)))} is a ${describeType(tree.type(node))})`);
     const child = tree.child(node, part);
     if (child < 0) throw new NotFoundError(`${shown}: no such file or directory in the image`);
     const last = !pending.some((p) => p !== '' && p !== '.');

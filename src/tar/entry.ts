@@ -17,6 +17,7 @@ export interface SparseExtent {
 
 /** A tar member after pax/GNU extensions have been folded in; `dataOffset` is in the tar stream. */
 export interface TarEntry {
+  /** Byte string (one char per byte), as are linkname, uname, gname and xattr names. */
   path: string;
   type: EntryType;
   mode: number;
@@ -24,8 +25,10 @@ export interface TarEntry {
   gid: number;
   /** Logical size: the file's length as extracted (the real size for sparse files). */
   size: number;
-  /** Seconds since the epoch, with the fraction pax may carry. */
+  /** Whole seconds since the epoch, signed (before 1970 is negative). */
   mtime: number;
+  /** The sub-second part pax may carry, 0..999,999,999 (also for negative times: -1.5 s is -2 s + 500,000,000 ns). */
+  mtimeNsec: number;
   /** Byte position of the member's data in the (uncompressed) tar stream. */
   dataOffset: number;
   /** Bytes stored in the tar for this member (differs from size only for sparse files). */

@@ -1,41 +1,30 @@
-import * as path from 'node:path';
 import type { SparseExtent } from './entry';
 
 /*
- * tar-stream decodes the fixed ustar/GNU header fields (octal and base-256 numbers, the ustar
- * prefix, the checksum). Its package exports only the stream API, so its header module is
- * loaded by file; pax records and GNU sparse maps are decoded here because tar-stream turns pax
- * values into UTF-8 strings (xattrs are binary) and does not know sparse files.
+ * One 512-byte tar header, decoded the way Go's archive/tar decodes it, because Go's reader is
+ * what Docker, BuildKit and containerd apply layers with: where tar readers disagree, an image
+ * means what Go reads. This is written by hand rather than taken from tar-stream because
+ * tar-stream differs from Go exactly where real layers need it: it decodes names as text (Linux
+ * names are bytes), reads negative base-256 numbers one too high, ignores the base-256 sign bit
+ * rule and star's prefix, and applies the old "trailing slash means directory" rule before a
+ * long name is known.
+ *
+ * Names and other strings are "byte strings": one JavaScript char per byte (latin1), so every
+ * byte round-trips; see src/names.ts.
  */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStreamHeaders: {
-  decode(buf: Buffer, filenameEncoding: string, allowUnknownFormat: boolean): TarStreamHeader | null;
-} = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js'));
-
-interface TarStreamHeader {
-  name: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: Date;
-  linkname: string | null;
-  uname: string;
-  gname: string;
-  devmajor: number;
-  devminor: number;
-}
 
 export const BLOCK = 512;
 
-/** The header of one 512-byte block, typeflag kept as the raw character. */
+/** The header of one 512-byte block, typeflag kept as the raw character ('\0' for NUL). */
 export interface RawHeader {
   typeflag: string;
+  /** Byte string, with the ustar/star prefix joined. */
   name: string;
   mode: number;
   uid: number;
   gid: number;
   size: number;
+  /** Whole seconds, signed. */
   mtime: number;
   linkname: string;
   uname: string;
@@ -51,59 +40,127 @@ export function isZeroBlock(block: Buffer): boolean {
   return true;
 }
 
-/** Decodes one header block; throws on a bad checksum or an unreadable number field. */
-export function decodeHeader(block: Buffer): RawHeader {
-  let h: TarStreamHeader | null;
-  try {
-    h = tarStreamHeaders.decode(block, 'utf-8', true);
-  } catch (err) {
-    // tar-stream's only words for a bad checksum guess that the file is gzipped; in the middle of
-    // a tar it is damage, so say what failed.
-    if (!/Invalid tar header\. Maybe/.test((err as Error).message)) throw err;
-    let sum = 8 * 0x20;
-    for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += block[i];
-    const stored = block.toString('latin1', 148, 156).replace(/[\0 ]+$/, '').replace(/\0/g, '\\0');
-    throw new Error(`checksum mismatch (the header says ${JSON.stringify(stored)}, its bytes sum to ${sum.toString(8)} octal)`);
-  }
-  if (!h) throw new Error('unexpected zero block');
-  const typeflag = block[156] === 0 ? '0' : String.fromCharCode(block[156]);
-  const mtime = h.mtime.getTime() / 1000;
-  for (const [field, value] of [['size', h.size], ['mode', h.mode], ['uid', h.uid], ['gid', h.gid], ['mtime', mtime]] as const) {
-    // A base-256 size can exceed 2^53; past that, offsets computed from it are no longer exact.
-    if (!Number.isFinite(value) || (field === 'size' && !(Number.isSafeInteger(value) && value >= 0))) throw new Error(`invalid ${field} field`);
-  }
-  const raw: RawHeader = {
-    typeflag,
-    name: h.name,
-    mode: h.mode,
-    uid: h.uid,
-    gid: h.gid,
-    size: h.size,
-    mtime,
-    linkname: h.linkname ?? '',
-    uname: h.uname,
-    gname: h.gname,
-    devmajor: h.devmajor || 0,
-    devminor: h.devminor || 0,
-  };
-  // A trailing slash on a plain-file entry is how pre-ustar tars marked directories.
-  if (typeflag === '0' && raw.name.endsWith('/')) raw.typeflag = '5';
-  if (typeflag === 'S') raw.oldGnuSparse = decodeOldGnuSparse(block);
-  return raw;
+/** A NUL-terminated field as a byte string (Go's parseString). */
+function field(block: Buffer, offset: number, length: number): string {
+  let end = offset;
+  const stop = offset + length;
+  while (end < stop && block[end] !== 0) end++;
+  return block.toString('latin1', offset, end);
 }
 
-function decodeNumber(buf: Buffer, offset: number, length: number): number {
-  const field = buf.subarray(offset, offset + length);
-  if (field[0] & 0x80) {
-    let n = 0;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
-    return n;
+/**
+ * Go's parseNumeric: base-256 when the first byte has its high bit set (two's complement, the
+ * sign in bit 6 of the first byte), else octal with leading and trailing spaces and NULs trimmed
+ * and the text cut at the first NUL. Throws on anything Go would call ErrHeader.
+ */
+export function parseNumeric(b: Buffer): number {
+  if (b.length > 0 && b[0] & 0x80) {
+    const inv = b[0] & 0x40 ? 0xff : 0;
+    let x = 0n;
+    for (let i = 0; i < b.length; i++) {
+      let c = b[i] ^ inv;
+      if (i === 0) c &= 0x7f;
+      if (x >> 56n > 0n) throw new Error('base-256 number overflows 64 bits');
+      x = (x << 8n) | BigInt(c);
+    }
+    if (x >> 63n > 0n) throw new Error('base-256 number overflows 64 bits');
+    // -a-1 == ^a: inverting the bytes of a negative number gives its magnitude minus one.
+    const n = inv ? -x - 1n : x;
+    if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error('number too large');
+    return Number(n);
   }
-  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
-  if (text === '') return 0;
+  return parseOctal(b);
+}
+
+export function parseOctal(b: Buffer): number {
+  let start = 0;
+  let end = b.length;
+  while (start < end && (b[start] === 0x20 || b[start] === 0)) start++;
+  while (end > start && (b[end - 1] === 0x20 || b[end - 1] === 0)) end--;
+  if (start === end) return 0;
+  const nul = b.indexOf(0, start);
+  if (nul >= 0 && nul < end) end = nul;
+  const text = b.toString('latin1', start, end);
+  if (!/^[0-7]+$/.test(text)) throw new Error(`not an octal number: ${JSON.stringify(text)}`);
   const n = parseInt(text, 8);
-  if (!Number.isFinite(n)) throw new Error('invalid number in sparse map');
+  if (!Number.isSafeInteger(n)) throw new Error('number too large');
   return n;
+}
+
+function numberAt(block: Buffer, name: string, offset: number, length: number): number {
+  try {
+    return parseNumeric(block.subarray(offset, offset + length));
+  } catch (err) {
+    throw new Error(`invalid ${name} field (${(err as Error).message})`);
+  }
+}
+
+type Format = 'v7' | 'ustar' | 'gnu' | 'star';
+
+/** Go's getFormat, after the checksum: which fields beyond v7 the block has. */
+function formatOf(block: Buffer): Format {
+  const magic = block.toString('latin1', 257, 263);
+  const version = block.toString('latin1', 263, 265);
+  if (magic === 'ustar\0' && block.toString('latin1', 508, 512) === 'tar\0') return 'star';
+  if (magic === 'ustar\0') return 'ustar';
+  if (magic === 'ustar ' && version === ' \0') return 'gnu';
+  return 'v7';
+}
+
+/** Go accepts either sum: some old writers summed the bytes as signed chars. */
+function checksums(block: Buffer): [unsigned: number, signed: number] {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : block[i];
+    unsigned += c;
+    signed += c < 128 ? c : c - 256;
+  }
+  return [unsigned, signed];
+}
+
+/** Decodes one header block; throws on a bad checksum or an unreadable number field. */
+export function decodeHeader(block: Buffer): RawHeader {
+  const [unsigned, signed] = checksums(block);
+  let stored: number | undefined;
+  try {
+    stored = parseOctal(block.subarray(148, 156));
+  } catch {
+    stored = undefined;
+  }
+  if (stored !== unsigned && stored !== signed) {
+    const text = block.toString('latin1', 148, 156).replace(/[\0 ]+$/, '').replace(/\0/g, '\\0');
+    throw new Error(`checksum mismatch (the header says ${JSON.stringify(text)}, its bytes sum to ${unsigned.toString(8)} octal)`);
+  }
+  const format = formatOf(block);
+  const typeflag = String.fromCharCode(block[156]);
+  const raw: RawHeader = {
+    typeflag,
+    name: field(block, 0, 100),
+    mode: numberAt(block, 'mode', 100, 8),
+    uid: numberAt(block, 'uid', 108, 8),
+    gid: numberAt(block, 'gid', 116, 8),
+    size: numberAt(block, 'size', 124, 12),
+    mtime: numberAt(block, 'mtime', 136, 12),
+    linkname: field(block, 157, 100),
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+  };
+  if (raw.size < 0) throw new Error('invalid size field (negative)');
+  if (format !== 'v7') {
+    raw.uname = field(block, 265, 32);
+    raw.gname = field(block, 297, 32);
+    raw.devmajor = numberAt(block, 'devmajor', 329, 8);
+    raw.devminor = numberAt(block, 'devminor', 337, 8);
+    // The prefix is ustar's 155 bytes, star's 131 (its atime and ctime follow); GNU uses that
+    // area for other things and has no prefix.
+    const prefix = format === 'ustar' ? field(block, 345, 155) : format === 'star' ? field(block, 345, 131) : '';
+    if (prefix) raw.name = `${prefix}/${raw.name}`;
+  }
+  if (typeflag === 'S') raw.oldGnuSparse = decodeOldGnuSparse(block);
+  return raw;
 }
 
 function readSparsePairs(buf: Buffer, offset: number, count: number): SparseExtent[] {
@@ -111,42 +168,17 @@ function readSparsePairs(buf: Buffer, offset: number, count: number): SparseExte
   for (let i = 0; i < count; i++) {
     const at = offset + i * 24;
     if (buf[at] === 0) break;
-    out.push({ offset: decodeNumber(buf, at, 12), length: decodeNumber(buf, at + 12, 12) });
+    out.push({ offset: numberAt(buf, 'sparse offset', at, 12), length: numberAt(buf, 'sparse length', at + 12, 12) });
   }
   return out;
 }
 
 /** Old GNU sparse header: 4 (offset, numbytes) pairs at 386, isextended at 482, realsize at 483. */
 function decodeOldGnuSparse(block: Buffer): RawHeader['oldGnuSparse'] {
-  return { extents: readSparsePairs(block, 386, 4), extended: block[482] !== 0, realSize: decodeNumber(block, 483, 12) };
+  return { extents: readSparsePairs(block, 386, 4), extended: block[482] !== 0, realSize: numberAt(block, 'realsize', 483, 12) };
 }
 
 /** A GNU sparse extension block: 21 pairs then isextended at 504. */
 export function decodeOldGnuSparseExtension(block: Buffer): { extents: SparseExtent[]; extended: boolean } {
   return { extents: readSparsePairs(block, 0, 21), extended: block[504] !== 0 };
-}
-
-/**
- * pax extended header records, `"%d %s=%s\n"`. Values stay bytes: `SCHILY.xattr.*` are binary,
- * and GNU sparse 0.0 repeats its keys, so every occurrence is kept in order.
- */
-export type PaxRecords = Array<[key: string, value: Buffer]>;
-
-export function parsePax(buf: Buffer): PaxRecords {
-  const records: PaxRecords = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    if (buf[pos] === 0) break; // NUL padding after the last record
-    const space = buf.indexOf(0x20, pos);
-    if (space < 0) throw new Error('invalid pax record (no length)');
-    const len = parseInt(buf.toString('latin1', pos, space), 10);
-    if (!Number.isInteger(len) || len <= space - pos || pos + len > buf.length || buf[pos + len - 1] !== 0x0a) {
-      throw new Error(`invalid pax record at byte ${pos}`);
-    }
-    const eq = buf.indexOf(0x3d, space + 1);
-    if (eq < 0 || eq >= pos + len) throw new Error(`invalid pax record at byte ${pos} (no '=')`);
-    records.push([buf.toString('utf8', space + 1, eq), buf.subarray(eq + 1, pos + len - 1)]);
-    pos += len;
-  }
-  return records;
 }

@@ -1,8 +1,9 @@
 import type { ScanSource } from '../io/byte-source';
 import { normalizePath } from '../paths';
 import { EntryType, type SparseExtent, type TarEntry } from './entry';
-import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock, parsePax, type PaxRecords, type RawHeader } from './header';
-import { printable } from './printable';
+import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock, type RawHeader } from './header';
+import { parsePax, parsePaxCount, parsePaxTime, paxValue, paxXattrs, type PaxRecords } from './pax';
+import { displayName } from '../names';
 import { TarIndexBuilder, type TarIndex } from './tar-index';
 import { WindowReader } from './window-reader';
 
@@ -17,6 +18,7 @@ export interface TarScan {
 const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
 
 const typeOfFlag: Record<string, EntryType> = {
+  '\0': EntryType.File, // pre-POSIX regular file (or a directory, by a trailing slash: see below)
   '0': EntryType.File,
   '7': EntryType.File, // contiguous file: a plain file everywhere but on one ancient system
   '1': EntryType.HardLink,
@@ -54,7 +56,6 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     return buf;
   };
 
-  let globalPax: PaxRecords = [];
   let pending: Pending = { pax: [] };
   let pos = 0;
   for (;;) {
@@ -82,7 +83,8 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
         pos = dataStart + padded(header.size);
         continue;
       case 'g':
-        globalPax = mergePax(globalPax, parsePax(await readData(dataStart, header.size, 'pax global header')));
+        // Go's reader hands a global header to its caller as an entry of its own, and Docker and
+        // containerd skip it: its records never apply to the members that follow.
         pos = dataStart + padded(header.size);
         continue;
       case 'L':
@@ -104,20 +106,22 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     let type = typeOfFlag[header.typeflag];
     if (type === undefined) {
       // POSIX: an unknown typeflag is read as a regular file.
-      warnings.push(`${what}: unknown entry type ${JSON.stringify(header.typeflag)} for ${printable(header.name)}, read as a file`);
+      warnings.push(`${what}: unknown entry type ${JSON.stringify(header.typeflag)} for ${displayName(header.name)}, read as a file`);
       type = EntryType.File;
     }
-    const pax = mergePax(globalPax, local.pax);
     let entry: TarEntry;
+    let dataSize: number;
     try {
-      entry = applyExtensions(header, type, pax, local, dataStart);
+      ({ entry, dataSize } = applyExtensions(header, type, local, dataStart, (text) => warnings.push(`${what}: ${text}`)));
     } catch (err) {
-      // A pax number we cannot trust (a negative or fractional size) leaves no way to find the
-      // next header: stop here, naming the layer and the place.
+      // A pax size we cannot trust (negative, fractional, not a number) leaves no way to find
+      // the next header: stop here, naming the layer and the place.
       throw new Error(`${what}: ${(err as Error).message} in the extended header before byte ${pos}`);
     }
+    type = entry.type;
 
     // Old GNU sparse members carry extension blocks between the header and the data.
+    let dataRegion = dataStart;
     if (header.oldGnuSparse) {
       let ext = header.oldGnuSparse.extended;
       const extents = [...header.oldGnuSparse.extents];
@@ -130,7 +134,9 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
       }
       entry.sparse = extents;
       entry.size = header.oldGnuSparse.realSize;
-    } else if (paxString(pax, 'GNU.sparse.major') === '1') {
+      dataRegion = entry.dataOffset;
+    } else if (paxValue(local.pax, 'GNU.sparse.major') === '1' && type === EntryType.File) {
+      // A pax 1.0 map is the start of the member's data.
       const mapBlock = await readData(entry.dataOffset, Math.min(BLOCK, entry.storedSize), 'sparse map');
       const { extents, mapBytes } = await readSparse10Map(mapBlock, (at, len) => readData(entry.dataOffset + at, len, 'sparse map'));
       entry.sparse = extents;
@@ -138,30 +144,27 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
       entry.storedSize -= mapBytes;
     }
     validateSparse(entry, what);
-
-    // Old GNU sparse data starts after its extension blocks; a pax 1.0 map is part of the data.
-    const dataRegion = header.oldGnuSparse ? entry.dataOffset : dataStart;
-    pos = dataRegion + padded(hasData(type, header) ? header.size : 0);
+    pos = dataRegion + padded(dataSize);
 
     const path = normalizePath(entry.path);
     if (entry.path.includes('\0') || (entry.linkname ?? '').includes('\0')) {
       // Only pax records can carry a NUL in a name. No system call can name such a file: the
       // mount would show it cut at the NUL (aliasing another name) and extract would refuse it.
-      warnings.push(`${what}: skipped ${JSON.stringify(entry.path)}: a NUL byte in its ${entry.path.includes('\0') ? 'name' : 'link target'}`);
+      warnings.push(`${what}: skipped ${displayName(entry.path)}: a NUL byte in its ${entry.path.includes('\0') ? 'name' : 'link target'}`);
     } else if (path === null) {
-      warnings.push(`${what}: skipped ${JSON.stringify(entry.path)}: path leaves the root`);
+      warnings.push(`${what}: skipped ${displayName(entry.path)}: path leaves the root`);
     } else if (path === '' && type !== EntryType.Directory) {
       warnings.push(`${what}: skipped a ${EntryType[type]} entry named as the root`);
     } else if (type === EntryType.HardLink && normalizePath(entry.linkname ?? '') === null) {
-      warnings.push(`${what}: skipped hard link ${printable(path)}: target ${JSON.stringify(entry.linkname)} leaves the root`);
+      warnings.push(`${what}: skipped hard link ${displayName(path)}: target ${displayName(entry.linkname ?? '')} leaves the root`);
     } else {
       entry.path = path;
       if (type === EntryType.HardLink) entry.linkname = normalizePath(entry.linkname ?? '') ?? '';
       builder.add(entry);
     }
 
-    if (src.size !== undefined && entry.dataOffset + entry.storedSize > src.size && hasData(type, header)) {
-      warnings.push(`${what}: truncated in the data of ${printable(entry.path)} (needs ${entry.dataOffset + entry.storedSize} bytes, have ${src.size})`);
+    if (src.size !== undefined && dataRegion + dataSize > src.size) {
+      warnings.push(`${what}: truncated in the data of ${displayName(entry.path)} (needs ${entry.dataOffset + entry.storedSize} bytes, have ${src.size})`);
       pos = src.size;
       break;
     }
@@ -169,89 +172,105 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
   return { index: builder.finish(), warnings, endOffset: pos };
 }
 
-/** Hard links, symlinks and directories carry no data even when a header claims a size. */
-function hasData(type: EntryType, header: RawHeader): boolean {
-  return header.size > 0 && (type === EntryType.File || header.typeflag === 'D');
-}
+/** Go's header-only types: their members never have data, whatever the size field says. */
+const HEADER_ONLY = new Set([EntryType.HardLink, EntryType.Symlink, EntryType.CharDevice, EntryType.BlockDevice, EntryType.Directory, EntryType.Fifo]);
 
+/** A GNU long name or link: bytes up to the first NUL. */
 function cString(buf: Buffer): string {
   const nul = buf.indexOf(0);
-  return buf.toString('utf8', 0, nul < 0 ? buf.length : nul);
-}
-
-/** Local records override global ones key by key (except repeated sparse keys, kept in order). */
-function mergePax(base: PaxRecords, over: PaxRecords): PaxRecords {
-  if (over.length === 0) return base;
-  if (base.length === 0) return over;
-  const overKeys = new Set(over.map(([k]) => k));
-  return [...base.filter(([k]) => !overKeys.has(k)), ...over];
-}
-
-function paxString(pax: PaxRecords, key: string): string | undefined {
-  for (let i = pax.length - 1; i >= 0; i--) if (pax[i][0] === key) return pax[i][1].toString('utf8');
-  return undefined;
-}
-
-function paxNumber(pax: PaxRecords, key: string): number | undefined {
-  const s = paxString(pax, key);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!Number.isFinite(n)) throw new Error(`invalid pax ${key}=${JSON.stringify(s)}`);
-  return n;
+  return buf.toString('latin1', 0, nul < 0 ? buf.length : nul);
 }
 
 /**
- * Sizes and ids must be whole, non-negative and exact in a double: a pax `size=-5` would
- * otherwise make a file of negative length (shown as 16 EiB through FUSE) and `size=1.5` would
- * put the next header off the block grid.
+ * Folds a member's extension headers into it, in Go's order: pax records over the header's
+ * fields, then GNU long names, then the pre-POSIX rule that a NUL-typeflag member whose (full)
+ * name ends in `/` is a directory. Returns the entry and how many data bytes follow the header
+ * in the stream. A malformed pax number other than `size` is reported through `warn` and the
+ * header's own field is used, as GNU tar and bsdtar do; an unusable `size` throws, since the next
+ * header can then not be found.
  */
-function paxCount(pax: PaxRecords, key: string): number | undefined {
-  const n = paxNumber(pax, key);
-  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) throw new Error(`invalid pax ${key}=${JSON.stringify(paxString(pax, key))}`);
-  return n;
-}
+function applyExtensions(
+  h: RawHeader,
+  flagType: EntryType,
+  ext: Pending,
+  dataStart: number,
+  warn: (text: string) => void,
+): { entry: TarEntry; dataSize: number } {
+  const pax = ext.pax;
+  const path = paxValue(pax, 'GNU.sparse.name') ?? ext.longName ?? paxValue(pax, 'path') ?? h.name;
+  const linkname = ext.longLink ?? paxValue(pax, 'linkpath') ?? h.linkname;
+  let type = flagType;
+  if (h.typeflag === '\0' && path.endsWith('/')) type = EntryType.Directory;
+  const bad = (key: string, value: string) => warn(`${displayName(path)}: ignored malformed pax ${key}=${JSON.stringify(value)}, used the header's field`);
+  const count = (key: string, fallback: number): number => {
+    const text = paxValue(pax, key);
+    if (text === undefined) return fallback;
+    const n = parsePaxCount(text);
+    if (n === undefined) bad(key, text);
+    return n ?? fallback;
+  };
 
-function applyExtensions(h: RawHeader, type: EntryType, pax: PaxRecords, ext: Pending, dataStart: number): TarEntry {
-  const size = paxCount(pax, 'size') ?? h.size;
+  const sizeText = paxValue(pax, 'size');
+  let size = h.size;
+  if (sizeText !== undefined) {
+    const n = parsePaxCount(sizeText);
+    if (n === undefined) throw new Error(`invalid pax size=${JSON.stringify(sizeText)}`);
+    size = n;
+  }
+  const mtimeText = paxValue(pax, 'mtime');
+  let mtime = { sec: h.mtime, nsec: 0 };
+  if (mtimeText !== undefined) {
+    const t = parsePaxTime(mtimeText);
+    if (t) mtime = t;
+    else bad('mtime', mtimeText);
+  }
+  const dataSize = HEADER_ONLY.has(type) ? 0 : size;
+  const isFile = type === EntryType.File;
   const entry: TarEntry = {
-    path: paxString(pax, 'GNU.sparse.name') ?? paxString(pax, 'path') ?? ext.longName ?? h.name,
+    path,
     type,
     mode: h.mode,
-    uid: paxCount(pax, 'uid') ?? h.uid,
-    gid: paxCount(pax, 'gid') ?? h.gid,
-    size: type === EntryType.File ? size : 0,
-    mtime: paxNumber(pax, 'mtime') ?? h.mtime,
+    uid: count('uid', h.uid),
+    gid: count('gid', h.gid),
+    size: isFile ? size : 0,
+    mtime: mtime.sec,
+    mtimeNsec: mtime.nsec,
     dataOffset: dataStart,
-    storedSize: type === EntryType.File ? size : 0,
+    storedSize: isFile ? size : 0,
   };
-  h.size = size;
-  const linkname = paxString(pax, 'linkpath') ?? ext.longLink ?? h.linkname;
   if (type === EntryType.Symlink || type === EntryType.HardLink) entry.linkname = linkname;
   if (type === EntryType.CharDevice || type === EntryType.BlockDevice) {
     entry.devmajor = h.devmajor;
     entry.devminor = h.devminor;
   }
-  const uname = paxString(pax, 'uname') ?? h.uname;
-  const gname = paxString(pax, 'gname') ?? h.gname;
+  const uname = paxValue(pax, 'uname') ?? h.uname;
+  const gname = paxValue(pax, 'gname') ?? h.gname;
   if (uname) entry.uname = uname;
   if (gname) entry.gname = gname;
-  for (const [key, value] of pax) {
-    if (key.startsWith('SCHILY.xattr.')) (entry.xattrs ??= {})[key.slice(13)] = Buffer.from(value);
-  }
-  // GNU sparse 0.0 and 0.1 describe the map in pax records; 1.0 puts it in the data (read later).
-  const realSize = paxCount(pax, 'GNU.sparse.realsize') ?? paxCount(pax, 'GNU.sparse.size');
-  const map01 = paxString(pax, 'GNU.sparse.map');
-  const offsets00 = pax.filter(([k]) => k === 'GNU.sparse.offset').map(([, v]) => Number(v.toString()));
-  const lengths00 = pax.filter(([k]) => k === 'GNU.sparse.numbytes').map(([, v]) => Number(v.toString()));
-  if (map01 !== undefined) {
-    const nums = map01 === '' ? [] : map01.split(',').map(Number);
+  const xattrs = paxXattrs(pax);
+  if (xattrs) entry.xattrs = xattrs;
+  if (isFile) applyPaxSparse(entry, pax);
+  return { entry, dataSize };
+}
+
+/** GNU sparse 0.0 and 0.1 describe the map in pax records; 1.0 puts it in the data (read later). */
+function applyPaxSparse(entry: TarEntry, pax: PaxRecords): void {
+  const sizeText = paxValue(pax, 'GNU.sparse.realsize') ?? paxValue(pax, 'GNU.sparse.size');
+  const map01 = paxValue(pax, 'GNU.sparse.map');
+  const offsets00 = pax.filter(([k]) => k === 'GNU.sparse.offset').map(([, v]) => Number(v.toString('latin1')));
+  const lengths00 = pax.filter(([k]) => k === 'GNU.sparse.numbytes').map(([, v]) => Number(v.toString('latin1')));
+  if (pax.some(([k]) => k === 'GNU.sparse.map')) {
+    const nums = map01 === undefined ? [] : map01.split(',').map(Number);
     entry.sparse = [];
     for (let i = 0; i + 1 < nums.length; i += 2) entry.sparse.push({ offset: nums[i], length: nums[i + 1] });
   } else if (offsets00.length) {
     entry.sparse = offsets00.map((offset, i) => ({ offset, length: lengths00[i] }));
   }
-  if (realSize !== undefined && type === EntryType.File) entry.size = realSize;
-  return entry;
+  if (sizeText !== undefined) {
+    const realSize = parsePaxCount(sizeText);
+    if (realSize === undefined) throw new Error(`invalid pax GNU.sparse size ${JSON.stringify(sizeText)}`);
+    entry.size = realSize;
+  }
 }
 
 /** GNU sparse 1.0: decimal lines at the start of the data: count, then offset/length pairs. */
@@ -287,13 +306,13 @@ async function readSparse10Map(
 function validateSparse(entry: TarEntry, what: string): void {
   if (!entry.sparse) return;
   // Old GNU headers give the real size in a free-form number field: keep it exact and positive.
-  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`${what}: invalid sparse size for ${printable(entry.path)}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`${what}: invalid sparse size for ${displayName(entry.path)}`);
   let stored = 0;
   for (const x of entry.sparse) {
     if (!Number.isSafeInteger(x.offset) || !Number.isSafeInteger(x.length) || x.offset < 0 || x.length < 0 || x.offset + x.length > entry.size) {
-      throw new Error(`${what}: invalid sparse map for ${printable(entry.path)}`);
+      throw new Error(`${what}: invalid sparse map for ${displayName(entry.path)}`);
     }
     stored += x.length;
   }
-  if (stored > entry.storedSize) throw new Error(`${what}: sparse map of ${printable(entry.path)} needs more data than stored`);
+  if (stored > entry.storedSize) throw new Error(`${what}: sparse map of ${displayName(entry.path)} needs more data than stored`);
 }

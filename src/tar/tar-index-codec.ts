@@ -6,12 +6,13 @@ import { TarIndex, type EntryExtras } from './tar-index';
  * is a few copies, no per-entry parsing.
  */
 
-const MAGIC = 'OCIMTIX1';
+// 2: byte-string paths, signed whole-second mtimes with a nanosecond column.
+const MAGIC = 'OCIMTIX2';
 
 type Column = Uint8Array | Uint16Array | Uint32Array | Float64Array;
 
 function columnsOf(ix: TarIndex): Column[] {
-  return [ix.pathStart, ix.types, ix.modes, ix.uids, ix.gids, ix.sizes, ix.mtimes, ix.dataOffsets];
+  return [ix.pathStart, ix.types, ix.modes, ix.uids, ix.gids, ix.sizes, ix.mtimes, ix.mtimeNsecs, ix.dataOffsets];
 }
 
 function extrasToJson(extras: Map<number, EntryExtras>): string {
@@ -75,6 +76,7 @@ export function decodeTarIndex(buf: Buffer): TarIndex {
     col(Uint32Array, count),
     col(Float64Array, count),
     col(Float64Array, count),
+    col(Uint32Array, count),
     col(Float64Array, count),
     extras,
   );

@@ -12,7 +12,7 @@ export interface EntryExtras {
 
 /**
  * The offset index of one tar stream, stored as columns (ratarmount keeps a table; this is the
- * in-memory equivalent). An entry is a row number; paths live in one UTF-8 pool. Keeping rows
+ * in-memory equivalent). An entry is a row number; paths live in one pool of their bytes. Keeping rows
  * as typed-array slots instead of objects is what holds the index near 100 bytes per entry.
  */
 export class TarIndex {
@@ -25,13 +25,16 @@ export class TarIndex {
     readonly uids: Uint32Array,
     readonly gids: Uint32Array,
     readonly sizes: Float64Array,
+    /** Whole seconds, signed. */
     readonly mtimes: Float64Array,
+    readonly mtimeNsecs: Uint32Array,
     readonly dataOffsets: Float64Array,
     readonly extras: Map<number, EntryExtras>,
   ) {}
 
+  /** The entry's path as a byte string. */
   path(i: number): string {
-    return this.pathPool.toString('utf8', this.pathStart[i], this.pathStart[i + 1]);
+    return this.pathPool.toString('latin1', this.pathStart[i], this.pathStart[i + 1]);
   }
 
   type(i: number): EntryType {
@@ -48,6 +51,7 @@ export class TarIndex {
       gid: this.gids[i],
       size: this.sizes[i],
       mtime: this.mtimes[i],
+      mtimeNsec: this.mtimeNsecs[i],
       dataOffset: this.dataOffsets[i],
       storedSize: x?.storedSize ?? this.sizes[i],
       ...(x?.linkname !== undefined && { linkname: x.linkname }),
@@ -60,7 +64,7 @@ export class TarIndex {
   /** Approximate bytes held, for the memory-per-entry figure. */
   byteSize(): number {
     const cols = this.pathPool.length + this.pathStart.byteLength + this.types.byteLength + this.modes.byteLength +
-      this.uids.byteLength + this.gids.byteLength + this.sizes.byteLength + this.mtimes.byteLength + this.dataOffsets.byteLength;
+      this.uids.byteLength + this.gids.byteLength + this.sizes.byteLength + this.mtimes.byteLength + this.mtimeNsecs.byteLength + this.dataOffsets.byteLength;
     return cols + this.extras.size * 64;
   }
 }
@@ -78,19 +82,20 @@ export class TarIndexBuilder {
   private gids = new Uint32Array(this.capacity);
   private sizes = new Float64Array(this.capacity);
   private mtimes = new Float64Array(this.capacity);
+  private mtimeNsecs = new Uint32Array(this.capacity);
   private dataOffsets = new Float64Array(this.capacity);
   private readonly extras = new Map<number, EntryExtras>();
 
   add(e: TarEntry): number {
     if (this.count === this.capacity) this.grow();
     const i = this.count++;
-    const needed = Buffer.byteLength(e.path);
+    const needed = e.path.length;
     while (this.poolUsed + needed > this.pool.length) {
       const bigger = Buffer.allocUnsafe(this.pool.length * 2);
       this.pool.copy(bigger, 0, 0, this.poolUsed);
       this.pool = bigger;
     }
-    this.poolUsed += this.pool.write(e.path, this.poolUsed);
+    this.poolUsed += this.pool.write(e.path, this.poolUsed, 'latin1');
     this.pathStart[i + 1] = this.poolUsed;
     this.types[i] = e.type;
     this.modes[i] = e.mode & 0o7777;
@@ -98,6 +103,7 @@ export class TarIndexBuilder {
     this.gids[i] = e.gid >>> 0;
     this.sizes[i] = e.size;
     this.mtimes[i] = e.mtime;
+    this.mtimeNsecs[i] = e.mtimeNsec;
     this.dataOffsets[i] = e.dataOffset;
     const x: EntryExtras = {};
     if (e.linkname !== undefined && (e.type === EntryType.Symlink || e.type === EntryType.HardLink)) x.linkname = e.linkname;
@@ -128,6 +134,7 @@ export class TarIndexBuilder {
     this.gids = widen(this.gids, this.capacity);
     this.sizes = widen(this.sizes, this.capacity);
     this.mtimes = widen(this.mtimes, this.capacity);
+    this.mtimeNsecs = widen(this.mtimeNsecs, this.capacity);
     this.dataOffsets = widen(this.dataOffsets, this.capacity);
   }
 
@@ -143,6 +150,7 @@ export class TarIndexBuilder {
       this.gids.slice(0, n),
       this.sizes.slice(0, n),
       this.mtimes.slice(0, n),
+      this.mtimeNsecs.slice(0, n),
       this.dataOffsets.slice(0, n),
       this.extras,
     );

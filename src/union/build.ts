@@ -1,6 +1,6 @@
 import { baseName, parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
-import { printable } from '../tar/printable';
+import { displayName } from '../names';
 import type { TarIndex } from '../tar/tar-index';
 import { Tree } from './tree';
 import { whiteoutMeaning } from './whiteout';
@@ -91,11 +91,11 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         continue;
       }
       if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-        warnings.push(`${name(slot)}: whiteout ${printable(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
+        warnings.push(`${name(slot)}: whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
       }
       if (meaning.kind === 'opaque') opaque.push(meaning.dir);
       else if (meaning.kind === 'whiteout') whiteouts.push(meaning.target);
-      else if (meaning.kind === 'invalid') warnings.push(`${name(slot)}: ignored invalid whiteout ${printable(path)}`);
+      else if (meaning.kind === 'invalid') warnings.push(`${name(slot)}: ignored invalid whiteout ${displayName(path)}`);
     }
 
     for (const dir of opaque) {
@@ -131,7 +131,7 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         let targetObj = target && !target.children ? target.obj : undefined;
         if (!target && opts.resolveOutside) targetObj = opts.resolveOutside(targetPath);
         if (!targetObj) {
-          warnings.push(`${name(slot)}: hard link ${printable(path)} -> ${printable(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`);
+          warnings.push(`${name(slot)}: hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`);
           continue;
         }
         if (existing === target) continue;
@@ -178,7 +178,7 @@ function freeze(root: MutableNode, layers: readonly TarIndex[]): Tree {
     objNlink[id]++;
     nodeObj[n] = id;
   });
-  const encoded = nodes.map((n) => Buffer.from(n.name));
+  const encoded = nodes.map((n) => Buffer.from(n.name, 'latin1'));
   const nameStart = new Uint32Array(nodes.length + 1);
   encoded.forEach((b, i) => (nameStart[i + 1] = nameStart[i] + b.length));
   return new Tree(

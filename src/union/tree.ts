@@ -9,7 +9,10 @@ export interface NodeStat {
   uid: number;
   gid: number;
   size: number;
+  /** Whole seconds, signed. */
   mtime: number;
+  /** 0..999,999,999. */
+  mtimeNsec: number;
   nlink: number;
   devmajor: number;
   devminor: number;
@@ -23,7 +26,7 @@ export interface NodeSource {
 
 /**
  * A finished, read-only file tree over one or more layers' tar indexes. Nodes are numbered
- * breadth-first with each directory's children sorted by name (JavaScript string order), so a
+ * breadth-first with each directory's children sorted by name (byte order), so a
  * directory's children are a contiguous id range (no child lists) and a name is found by binary
  * search. Hard links are two
  * nodes sharing one file object; the object number is the inode number, stable for a given image.
@@ -32,7 +35,7 @@ export class Tree {
   constructor(
     /** The tar indexes the nodes point into, by slot. */
     readonly layers: readonly TarIndex[],
-    /** Every node's name, UTF-8, back to back: one buffer instead of a string object per node. */
+    /** Every node's name, its bytes back to back: one buffer instead of a string object per node. */
     private readonly namePool: Buffer,
     private readonly nameStart: Uint32Array,
     readonly parent: Int32Array,
@@ -50,7 +53,7 @@ export class Tree {
   }
 
   name(node: number): string {
-    return this.namePool.toString('utf8', this.nameStart[node], this.nameStart[node + 1]);
+    return this.namePool.toString('latin1', this.nameStart[node], this.nameStart[node + 1]);
   }
 
   /** The node at `path` ('' or '/' is the root), never following symlinks; -1 if absent. */
@@ -112,7 +115,7 @@ export class Tree {
     const src = this.source(node);
     const ino = obj + 1;
     if (!src) {
-      return { ino, mode: statMode(EntryType.Directory, 0o755), type: EntryType.Directory, uid: 0, gid: 0, size: 0, mtime: 0, nlink: this.dirLinks(node), devmajor: 0, devminor: 0 };
+      return { ino, mode: statMode(EntryType.Directory, 0o755), type: EntryType.Directory, uid: 0, gid: 0, size: 0, mtime: 0, mtimeNsec: 0, nlink: this.dirLinks(node), devmajor: 0, devminor: 0 };
     }
     const idx = this.layers[src.layerSlot];
     const type = this.type(node);
@@ -124,8 +127,9 @@ export class Tree {
       type,
       uid: idx.uids[src.entry],
       gid: idx.gids[src.entry],
-      size: type === EntryType.File ? idx.sizes[src.entry] : type === EntryType.Symlink ? Buffer.byteLength(x?.linkname ?? '') : 0,
+      size: type === EntryType.File ? idx.sizes[src.entry] : type === EntryType.Symlink ? (x?.linkname ?? '').length : 0,
       mtime: idx.mtimes[src.entry],
+      mtimeNsec: idx.mtimeNsecs[src.entry],
       nlink: type === EntryType.Directory ? this.dirLinks(node) : this.objNlink[obj],
       devmajor: x?.devmajor ?? 0,
       devminor: x?.devminor ?? 0,

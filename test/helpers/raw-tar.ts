@@ -40,21 +40,25 @@ function writeBytes(block: Buffer, value: string | Buffer | undefined, offset: n
   bytes(value).copy(block, offset, 0, width);
 }
 
-/** Octal digits + NUL when they fit, otherwise (or when forced) GNU base-256: high bit set, big-endian. */
+/**
+ * Octal digits + NUL when they fit, otherwise (or when forced) GNU base-256: big-endian two's
+ * complement with the high bit of the first byte set (0x80 for positive, 0xff for negative).
+ */
 export function writeNumber(block: Buffer, value: number, offset: number, width: number, forceBase256 = false): void {
   const octal = Math.trunc(value).toString(8);
   if (!forceBase256 && value >= 0 && octal.length <= width - 1) {
     block.write(octal.padStart(width - 1, '0') + '\0', offset, 'latin1');
     return;
   }
+  const bits = BigInt(8 * width - 1);
   let v = BigInt(Math.trunc(value));
-  if (v < 0n) throw new Error('base-256 negative numbers are not supported');
-  for (let i = width - 1; i > 0; i--) {
+  if (v >= 1n << bits || v < -(1n << bits)) throw new Error(`${value} does not fit in ${width} bytes`);
+  if (v < 0n) v += 1n << BigInt(8 * width);
+  for (let i = width - 1; i >= 0; i--) {
     block[offset + i] = Number(v & 0xffn);
     v >>= 8n;
   }
-  if (v !== 0n) throw new Error(`${value} does not fit in ${width} bytes`);
-  block[offset] = 0x80;
+  block[offset] |= 0x80;
 }
 
 /** Sum of all header bytes with the checksum field counted as eight spaces. */
