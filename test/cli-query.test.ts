@@ -225,7 +225,7 @@ describe('ocimount ls', { concurrency: 4 }, () => {
     assert.deepEqual(rows.map((x: { name: string }) => x.name), ['.data', '.saved.txt', 'saved.txt']);
     assert.deepEqual({ ...rows[2], ino: 0 }, {
       name: 'saved.txt', path: '/root/saved.txt', type: 'file', mode: '0755', modeString: '-rwxr-xr-x',
-      nlink: 1, uid: 0, gid: 0, size: 6405, mtime: 1546015848, ino: 0,
+      nlink: 1, uid: 0, gid: 0, size: 6405, mtime: 1546015848, mtimeNsec: 0, ino: 0, xattrs: {},
     });
   });
 
@@ -312,7 +312,7 @@ describe('ocimount find', { concurrency: 4 }, () => {
     const r = await ocimount(['find', DIVE, '/root', '-maxdepth', '1', '-type', 'f', '-print0']);
     assert.equal(r.stdout, '/root/.saved.txt\0/root/saved.txt\0');
     const j = JSON.parse((await ocimount(['find', '--json', DIVE, '/root/saved.txt'])).stdout);
-    assert.deepEqual(j, [{ path: '/root/saved.txt', type: 'file', mode: '0755', uid: 0, gid: 0, size: 6405, mtime: 1546015848 }]);
+    assert.deepEqual(j, [{ path: '/root/saved.txt', type: 'file', mode: '0755', uid: 0, gid: 0, size: 6405, mtime: 1546015848, mtimeNsec: 0 }]);
   });
 
   it('exit codes: 1 for a missing start path, 2 for bad tests', async () => {

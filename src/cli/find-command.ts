@@ -50,6 +50,11 @@ written find's way too (-name, -type, -newer, -size, -maxdepth, -mindepth, -prin
   --size [+-]N[ckMG]  more than (+), less than (-) or exactly N units, the size rounded up to
                    whole units as find does; a bare N counts bytes (c), b counts 512-byte blocks
 
+Names are bytes in an image: -print0 writes each path's exact bytes; a line per path escapes a
+name with control characters or bytes that are not UTF-8 (in double quotes, \\n \\xe9); --json
+carries such bytes as lone surrogates \\udcNN (os.fsencode in Python gives the bytes back).
+Patterns match bytes: '?' is one byte.
+
 Examples:
   ocimount find myapp.tar / -name '*.so*' -type f
   ocimount find myapp.tar /etc --newer 2024-01-01 --type f

@@ -26,6 +26,12 @@ starting with a dot are shown with -a or -A only, and a symlink given as PATH is
 the directory it names unless -l or -d is given. -l prints mode, links, uid, gid, size, mtime
 (UTC) and name, with "-> target" for symlinks.
 
+Names are bytes in an image. A name with control characters or bytes that are not UTF-8 is
+printed in double quotes with C escapes (\\n, \\t, \\xe9). --json gives every entry's name, path,
+target, exact mtime (mtime seconds, mtimeNsec nanoseconds) and xattrs (values in base64); a
+name that is not UTF-8 carries each undecodable byte 0xNN as the lone surrogate \\udcNN (Python's
+surrogateescape: os.fsencode(name) gives the exact bytes back).
+
 Examples:
   ocimount ls myapp.tar /etc
   ocimount ls -la myapp.tar /root

@@ -1,4 +1,6 @@
 import { Command, CommanderError } from 'commander';
+import * as fs from 'node:fs';
+import { nameToText } from '../names';
 import { quietOnClosedStdout } from '../query/sink';
 import { registerDemo } from './demo-command';
 import { registerMount } from './mount-command';
@@ -34,11 +36,36 @@ Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive.`,
   registerDemo(program);
   registerQueryCommands(program);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(exactArgv(argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exit(err.exitCode === 0 ? 0 : 2);
     }
     throw err;
   }
+}
+
+/**
+ * Node decodes the command line as UTF-8 and turns bytes that are not UTF-8 into U+FFFD, so an
+ * image path like $'/latin1-\xe9.txt' would arrive as a different name. On Linux the kernel
+ * still has the exact bytes: such arguments are re-read from /proc/self/cmdline and passed on
+ * with each undecodable byte as a lone surrogate, which `nameFromText` turns back into it.
+ */
+export function exactArgv(argv: string[]): string[] {
+  if (!argv.some((a) => a.includes('\ufffd'))) return argv;
+  let raw: string[];
+  try {
+    raw = fs.readFileSync('/proc/self/cmdline').toString('latin1').split('\0');
+  } catch {
+    return argv;
+  }
+  // argv is [node, script, ...args]; cmdline may hold node's own flags between them.
+  const args = raw.slice(raw.length - 1 - (argv.length - 2), raw.length - 1);
+  if (args.length !== argv.length - 2) return argv;
+  const exact = args.map(nameToText);
+  for (let i = 0; i < exact.length; i++) {
+    if (exact[i].normalize() !== exact[i] && false) return argv;
+    if (Buffer.from(exact[i].replace(/[\udc80-\udcff]/g, '\ufffd'), 'utf8').toString('utf8') !== argv[i + 2]) return argv;
+  }
+  return [argv[0], argv[1], ...exact];
 }

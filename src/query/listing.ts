@@ -12,6 +12,8 @@ export interface ListRow {
   node: number;
   stat: NodeStat;
   target?: string;
+  /** Names are byte strings; values are bytes. */
+  xattrs: Record<string, Buffer>;
 }
 
 export interface ListOptions {
@@ -22,7 +24,7 @@ export interface ListOptions {
 }
 
 function row(tree: Tree, node: number, name: string): ListRow {
-  return { name, path: displayPath(tree.path(node)), node, stat: tree.stat(node), target: tree.symlinkTarget(node) };
+  return { name, path: displayPath(tree.path(node)), node, stat: tree.stat(node), target: tree.symlinkTarget(node), xattrs: tree.xattrs(node) };
 }
 
 /** A single node listed under a given name (a file operand, or `ls -d`). */
@@ -78,7 +80,7 @@ export function longLines(rows: ListRow[]): string[] {
 /**
  * The JSON form of a row: raw numbers, the mode both ways, the type by name, the exact mtime as
  * whole seconds plus nanoseconds, names as text (bytes that are not UTF-8 as lone surrogates:
- * see `nameToText`).
+ * see `nameToText`), xattr values in base64 (they are bytes).
  */
 export function rowJson(r: ListRow): Record<string, unknown> {
   const st = r.stat;
@@ -97,5 +99,6 @@ export function rowJson(r: ListRow): Record<string, unknown> {
     ino: st.ino,
     ...(r.target !== undefined && { target: nameToText(r.target) }),
     ...((st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice) && { devmajor: st.devmajor, devminor: st.devminor }),
+    xattrs: Object.fromEntries(Object.entries(r.xattrs).map(([k, v]) => [nameToText(k), v.toString('base64')])),
   };
 }
