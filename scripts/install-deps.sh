@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ocimount needs and the machine lacks: libfuse2 (fuse-native's prebuilt binary
 # links libfuse.so.2), fusermount (from fuse3; on Debian 12 fuse and fuse3 conflict and
-# `fuse3 libfuse2` works), GNU tar/attr tools the tests use, then node modules and the build.
+# `fuse3 libfuse2` works), GNU tar/attr tools the tests use, the conformance matrix's tar
+# writers, then node modules and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +11,13 @@ command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(
 command -v getfattr >/dev/null || need+=(attr)
 command -v zstd >/dev/null || need+=(zstd)
 command -v xz >/dev/null || need+=(xz-utils)
+# The conformance matrix archives one tree with every writer: bsdtar, Go's archive/tar (umoci),
+# skopeo, Python tarfile; setcap gives a real security.capability xattr.
+command -v bsdtar >/dev/null || need+=(libarchive-tools)
+command -v umoci >/dev/null || need+=(umoci)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v setcap >/dev/null || [ -x /usr/sbin/setcap ] || [ -x /sbin/setcap ] || need+=(libcap2-bin)
+command -v python3 >/dev/null || need+=(python3)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
