@@ -64,7 +64,6 @@ export function exactArgv(argv: string[]): string[] {
   if (args.length !== argv.length - 2) return argv;
   const exact = args.map(nameToText);
   for (let i = 0; i < exact.length; i++) {
-    if (exact[i].normalize() !== exact[i] && false) return argv;
     if (Buffer.from(exact[i].replace(/[\udc80-\udcff]/g, '\ufffd'), 'utf8').toString('utf8') !== argv[i + 2]) return argv;
   }
   return [argv[0], argv[1], ...exact];

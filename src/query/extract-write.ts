@@ -52,9 +52,13 @@ function describeErrno(err: NodeJS.ErrnoException): string {
   return text[err.code ?? ''] ?? err.message;
 }
 
-/** The mtime as fractional seconds, what Node's utimes takes (exact to about 0.1 µs). */
-function seconds(st: { mtime: number; mtimeNsec: number }): number {
-  return st.mtime + st.mtimeNsec / 1e9;
+/**
+ * The mtime as Node's utimes takes it: fractional seconds (exact to about 0.1 µs), or a Date
+ * before 1970, since Node reads a negative number as "now".
+ */
+function seconds(st: { mtime: number; mtimeNsec: number }): number | Date {
+  const s = st.mtime + st.mtimeNsec / 1e9;
+  return s >= 0 ? s : new Date(st.mtime * 1000 + Math.floor(st.mtimeNsec / 1e6));
 }
 
 async function lstatOrNull(p: string) {
