@@ -1,3 +1,30 @@
+/*
+ * ocimount's fork of the native part of fuse-native 2.2.6
+ * (https://github.com/fuse-friends/fuse-native, fuse-native.c).
+ *
+ * fuse-native is Copyright (c) Mathias Buus (@mafintosh) and the fuse-native contributors,
+ * released under the MIT License; the full notice is in LICENSE next to this file. These
+ * changes are under the same license.
+ *
+ * Changed here, so that what the kernel can carry reaches ocimount unchanged:
+ *  - Names are bytes. Every path and xattr name handed to JS is a latin1 string (one JS char
+ *    per byte, napi_create_string_latin1), so a name that is not valid UTF-8 is not turned into
+ *    U+FFFD; readdir names, the readlink target and listxattr names coming back are read with
+ *    napi_get_value_string_latin1, so arbitrary bytes round-trip. (The mountpoint and the option
+ *    string stay UTF-8: they are ordinary Node strings.)
+ *  - Times are signed seconds plus nanoseconds. The stat array is 21 uint32 words (layout at
+ *    populate_stat); each time is a two's-complement int64 of seconds (low, high) and a
+ *    nanoseconds word, instead of unsigned milliseconds (a 1960 mtime showed as year 584 million).
+ *  - getxattr and listxattr follow the kernel's size protocol here, where the buffer size is
+ *    known: size 0 answers the exact length (no +128 slop), a shorter buffer is -ERANGE (it was
+ *    an over-long reply the kernel turned into EIO), values over 64 KiB are -E2BIG. JS answers a
+ *    Buffer (getxattr) or an array of names (listxattr) and never sees libfuse's buffer.
+ *  - Results from JS are validated: a missing or short stat array, a non-number result or a
+ *    non-string name becomes -EIO (or is skipped) instead of a thrown N-API error that left the
+ *    FUSE thread waiting forever, or an assert() that aborted the process. Readdir names over
+ *    1,024 bytes or holding a NUL byte are skipped.
+ */
+
 #define FUSE_USE_VERSION 29
 
 #include <uv.h>
@@ -8,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
 
 #include <fuse.h>
 #include <fuse_opt.h>
@@ -56,7 +85,8 @@ napi_status napi_detach_arraybuffer(napi_env env, napi_value buf);
   NAPI_METHOD(fuse_native_signal_##name) {\
     NAPI_ARGV(signalArgs + 2)\
     NAPI_ARGV_BUFFER_CAST(fuse_thread_locals_t *, l, 0);\
-    NAPI_ARGV_INT32(res, 1);\
+    int32_t res;\
+    if (napi_get_value_int32(env, argv[1], &res) != napi_ok) res = -EIO;\
     signalBlk\
     l->res = res;\
     uv_sem_post(&(l->sem));\
@@ -193,10 +223,18 @@ static uint64_t uint32s_to_uint64 (uint32_t **ints) {
   return high * 4294967296 + low;
 }
 
+// A signed 64-bit value stored as two uint32 words of its two's complement, low word first.
+static int64_t uint32s_to_int64 (uint32_t **ints) {
+  uint64_t low = *((*ints)++);
+  uint64_t high = *((*ints)++);
+  return (int64_t) ((high << 32) | low);
+}
+
+// Seconds (signed, two words) then nanoseconds (one word, clamped to 999999999).
 static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {
-  uint64_t ms = uint32s_to_uint64(ints);
-  ts->tv_sec = ms / 1000;
-  ts->tv_nsec = (ms % 1000) * 1000000;
+  ts->tv_sec = (time_t) uint32s_to_int64(ints);
+  uint32_t nsec = *((*ints)++);
+  ts->tv_nsec = nsec < 1000000000 ? nsec : 999999999;
 }
 
 static uint64_t timespec_to_uint64 (const struct timespec* ts) {
@@ -204,7 +242,31 @@ static uint64_t timespec_to_uint64 (const struct timespec* ts) {
   return ms;
 }
 
+// The stat array JS answers getattr, fgetattr and readdir with: 21 uint32 words,
+//   0 mode, 1 uid, 2 gid, 3-4 size (low, high), 5 dev, 6 nlink, 7 ino, 8 rdev, 9 blksize,
+//   10-11 blocks (low, high), 12-13 atime seconds (int64, low, high), 14 atime nanoseconds,
+//   15-16 mtime seconds, 17 mtime nanoseconds, 18-19 ctime seconds, 20 ctime nanoseconds.
+#define STAT_ARRAY_WORDS 21
+#define STATFS_ARRAY_WORDS 11
+// FUSE's longest name; the kernel refuses longer ones.
+#define READDIR_NAME_MAX 1024
+// Linux's limits: XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX.
+#define XATTR_NAME_BYTES_MAX 255
+#define XATTR_VALUE_BYTES_MAX 65536
+#define XATTR_LIST_BYTES_MAX 65536
+
+// The uint32 words of a typed array or Buffer from JS, or NULL when it is not one or holds
+// fewer than `words` words.
+static uint32_t * uint32_words (napi_env env, napi_value val, size_t words) {
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_buffer_info(env, val, &data, &len) != napi_ok || data == NULL) return NULL;
+  if (len < words * sizeof(uint32_t)) return NULL;
+  return (uint32_t *) data;
+}
+
 static void populate_stat (uint32_t *ints, struct stat* stat) {
+  memset(stat, 0, sizeof(struct stat));
   stat->st_mode = *ints++;
   stat->st_uid = *ints++;
   stat->st_gid = *ints++;
@@ -224,6 +286,70 @@ static void populate_stat (uint32_t *ints, struct stat* stat) {
   uint32s_to_timespec(&stat->st_mtim, &ints);
   uint32s_to_timespec(&stat->st_ctim, &ints);
 #endif
+}
+
+// Reads a stat array answer into `stat`; -EIO when JS did not give one.
+static int32_t read_stat_answer (napi_env env, napi_value val, struct stat *stat) {
+  uint32_t *ints = uint32_words(env, val, STAT_ARRAY_WORDS);
+  if (ints == NULL) return -EIO;
+  populate_stat(ints, stat);
+  return 0;
+}
+
+// Copies a latin1 (byte) string from JS into `dst` (room for `max` bytes plus a NUL). Returns
+// its length in bytes, or -1 when it is not a string, is empty, is longer than `max` or holds a
+// NUL byte (a C string cannot carry it).
+static ssize_t read_byte_string (napi_env env, napi_value val, char *dst, size_t max) {
+  size_t len = 0;
+  if (napi_get_value_string_latin1(env, val, NULL, 0, &len) != napi_ok) return -1;
+  if (len == 0 || len > max) return -1;
+  if (napi_get_value_string_latin1(env, val, dst, max + 1, &len) != napi_ok) return -1;
+  if (memchr(dst, 0, len) != NULL) return -1;
+  return (ssize_t) len;
+}
+
+// getxattr's answer: the value's length when size is 0, -ERANGE when it does not fit in size
+// bytes, else the value copied into libfuse's buffer and its length.
+static int32_t write_xattr_value (napi_env env, napi_value val, char *dst, size_t size) {
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_buffer_info(env, val, &data, &len) != napi_ok) return -EIO;
+  if (len > XATTR_VALUE_BYTES_MAX) return -E2BIG;
+  if (size == 0) return (int32_t) len;
+  if (len > size) return -ERANGE;
+  if (len > 0) memcpy(dst, data, len);
+  return (int32_t) len;
+}
+
+// listxattr's answer from an array of names (byte strings): "name\0name\0...", with the same
+// size protocol as getxattr. Names that are empty, longer than 255 bytes or hold a NUL are left
+// out.
+static int32_t write_xattr_names (napi_env env, napi_value names, char *list, size_t size) {
+  uint32_t count = 0;
+  if (napi_get_array_length(env, names, &count) != napi_ok) return -EIO;
+  char name[XATTR_NAME_BYTES_MAX + 1];
+  size_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value raw;
+    if (napi_get_element(env, names, i, &raw) != napi_ok) return -EIO;
+    ssize_t len = read_byte_string(env, raw, name, XATTR_NAME_BYTES_MAX);
+    if (len < 0) continue;
+    if (size > 0 && total + len + 1 <= size) memcpy(list + total, name, len + 1);
+    total += len + 1;
+  }
+  if (total > XATTR_LIST_BYTES_MAX) return -E2BIG;
+  if (size == 0) return (int32_t) total;
+  if (total > size) return -ERANGE;
+  return (int32_t) total;
+}
+
+// Detaches the ArrayBuffer over libfuse's memory that JS hands back with its answer, so JS can
+// not touch that memory once libfuse has it back. Not an ArrayBuffer: nothing to detach.
+static void detach_answer_buffer (napi_env env, napi_value val) {
+  bool is_array_buffer = false;
+  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED != 1) return;
+  if (napi_is_arraybuffer(env, val, &is_array_buffer) != napi_ok || !is_array_buffer) return;
+  napi_detach_arraybuffer(env, val);
 }
 
 static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {
@@ -246,20 +372,22 @@ FUSE_METHOD(statfs, 1, 1, (const char * path, struct statvfs *statvfs), {
   l->path = path;
   l->statvfs = statvfs;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
-  NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
-  populate_statvfs(ints, l->statvfs);
+  if (res == 0) {
+    uint32_t *ints = uint32_words(env, argv[2], STATFS_ARRAY_WORDS);
+    if (ints == NULL) res = -EIO;
+    else populate_statvfs(ints, l->statvfs);
+  }
 })
 
 FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat), {
   l->path = path;
   l->stat = stat;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
-  NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
-  populate_stat(ints, l->stat);
+  if (res == 0) res = read_stat_answer(env, argv[2], l->stat);
 })
 
 FUSE_METHOD(fgetattr, 2, 1, (const char *path, struct stat *stat, struct fuse_file_info *info), {
@@ -267,22 +395,21 @@ FUSE_METHOD(fgetattr, 2, 1, (const char *path, struct stat *stat, struct fuse_fi
   l->stat = stat;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
     napi_create_uint32(env, 0, &(argv[3]));
   }
 }, {
-  NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
-  populate_stat(ints, l->stat);
+  if (res == 0) res = read_stat_answer(env, argv[2], l->stat);
 })
 
 FUSE_METHOD_VOID(access, 2, 0, (const char *path, int mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
@@ -290,15 +417,15 @@ FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->flags, &(argv[3]));
   } else {
     napi_create_uint32(env, 0, &(argv[3]));
   }
 }, {
-  NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) {
+  int32_t fd = 0;
+  if (res == 0 && napi_get_value_int32(env, argv[2], &fd) == napi_ok && fd != 0) {
     l->info->fh = fd;
   }
 })
@@ -307,7 +434,7 @@ FUSE_METHOD(opendir, 3, 1, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
     napi_create_uint32(env, l->info->flags, &(argv[4]));
@@ -316,8 +443,8 @@ FUSE_METHOD(opendir, 3, 1, (const char *path, struct fuse_file_info *info), {
     napi_create_uint32(env, 0, &(argv[4]));
   }
 }, {
-  NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) {
+  int32_t fd = 0;
+  if (res == 0 && napi_get_value_int32(env, argv[2], &fd) == napi_ok && fd != 0) {
     l->info->fh = fd;
   }
 })
@@ -327,11 +454,11 @@ FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info 
   l->mode = mode;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 }, {
-  NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) {
+  int32_t fd = 0;
+  if (res == 0 && napi_get_value_int32(env, argv[2], &fd) == napi_ok && fd != 0) {
     l->info->fh = fd;
   }
 })
@@ -341,7 +468,7 @@ FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2]),
   l->atime = timespec_to_uint64(&tv[0]);
   l->mtime = timespec_to_uint64(&tv[1]);
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   FUSE_UINT64_TO_INTS_ARGV(l->atime, 3)
   FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)
 })
@@ -350,7 +477,7 @@ FUSE_METHOD_VOID(release, 2, 0, (const char *path, struct fuse_file_info *info),
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -362,7 +489,7 @@ FUSE_METHOD_VOID(releasedir, 2, 0, (const char *path, struct fuse_file_info *inf
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -377,13 +504,13 @@ FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, 
   l->offset = offset;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->info->fh, &(argv[3]));
   napi_create_external_buffer(env, l->len, (char *) l->buf, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->len, &(argv[5]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 6)
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[3]) == napi_ok);
+  detach_answer_buffer(env, argv[3]);
 })
 
 FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info), {
@@ -393,13 +520,13 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   l->offset = offset;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->info->fh, &(argv[3]));
   napi_create_external_buffer(env, l->len, (char *) l->buf, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->len, &(argv[5]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 6)
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[3]) == napi_ok);
+  detach_answer_buffer(env, argv[3]);
 })
 
 FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info), {
@@ -409,39 +536,36 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   l->info = info;
   l->readdir_filler = filler;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
-  uint32_t stats_length;
-  uint32_t names_length;
-  napi_get_array_length(env, argv[3], &stats_length);
-  napi_get_array_length(env, argv[2], &names_length);
+  // Names are byte strings (latin1); a stat array per name, when there is one per name, is
+  // passed to libfuse as it is (the same layout as getattr's answer).
+  if (res == 0) {
+    napi_value raw_names = argv[2];
+    napi_value raw_stats = argv[3];
+    uint32_t names_length = 0;
+    uint32_t stats_length = 0;
+    if (napi_get_array_length(env, raw_names, &names_length) != napi_ok) {
+      res = -EIO;
+    } else {
+      if (napi_get_array_length(env, raw_stats, &stats_length) != napi_ok) stats_length = 0;
+      bool with_stats = names_length == stats_length;
+      char name[READDIR_NAME_MAX + 1];
+      for (uint32_t i = 0; i < names_length; i++) {
+        napi_value raw_name;
+        if (napi_get_element(env, raw_names, i, &raw_name) != napi_ok) break;
+        if (read_byte_string(env, raw_name, name, READDIR_NAME_MAX) < 0) continue;
 
-  napi_value raw_names = argv[2];
-  napi_value raw_stats = argv[3];
+        struct stat st;
+        struct stat *stp = NULL;
+        napi_value raw_stat;
+        if (with_stats && napi_get_element(env, raw_stats, i, &raw_stat) == napi_ok && read_stat_answer(env, raw_stat, &st) == 0) {
+          stp = &st;
+        }
 
-  if (names_length != stats_length) {
-    NAPI_FOR_EACH(raw_names, raw_name) {
-      NAPI_UTF8(name, 1024, raw_name)
-      int err = l->readdir_filler((char *) l->buf, name, NULL, 0);
-      if (err == 1) {
-        break;
-      }
-    }
-  } else {
-    NAPI_FOR_EACH(raw_names, raw_name) {
-      NAPI_UTF8(name, 1024, raw_name)
-      napi_value raw_stat;
-      napi_get_element(env, raw_stats, i, &raw_stat);
-
-      NAPI_BUFFER_CAST(uint32_t*, stats_array, raw_stat);
-      struct stat st;
-      populate_stat(stats_array, &st);
-
-      // TODO: It turns out readdirplus likely won't work with FUSE 29...
-      // Metadata caching between readdir/getattr will be enabled when we upgrade fuse-shared-library
-      int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0);
-      if (err == 1) {
-        break;
+        // TODO: It turns out readdirplus likely won't work with FUSE 29...
+        // Metadata caching between readdir/getattr will be enabled when we upgrade fuse-shared-library
+        if (l->readdir_filler((char *) l->buf, name, stp, 0) == 1) break;
       }
     }
   }
@@ -457,28 +581,28 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->flags = flags;
   l->position = position;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
   napi_create_uint32(env, l->flags, &(argv[6]));
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
+  detach_answer_buffer(env, argv[2]);
 })
 
-FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, size_t size, uint32_t position), {
+FUSE_METHOD(getxattr, 2, 1, (const char *path, const char *name, char *value, size_t size, uint32_t position), {
   l->path = path;
   l->name = name;
   l->value = value;
   l->size = size;
   l->position = position;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
-  napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
-  napi_create_uint32(env, l->position, &(argv[5]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
+  // JS answers the whole value as a Buffer; the size protocol is applied here (macOS resource
+  // fork positions are not supported).
+  if (res == 0) res = l->position == 0 ? write_xattr_value(env, argv[2], (char *) l->value, l->size) : -EINVAL;
 })
 
 #else
@@ -490,55 +614,55 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->size = size;
   l->flags = flags;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5])); // normalize apis between mac and linux
   napi_create_uint32(env, l->flags, &(argv[6]));
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
+  detach_answer_buffer(env, argv[2]);
 })
 
-FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, size_t size), {
+FUSE_METHOD(getxattr, 2, 1, (const char *path, const char *name, char *value, size_t size), {
   l->path = path;
   l->name = name;
   l->value = value;
   l->size = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
-  napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
-  napi_create_uint32(env, 0, &(argv[5]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
+  // JS answers the whole value as a Buffer; the size protocol is applied here, where libfuse's
+  // buffer size is known.
+  if (res == 0) res = write_xattr_value(env, argv[2], (char *) l->value, l->size);
 })
 
 #endif
 
-FUSE_METHOD(listxattr, 2, 1, (const char *path, char *list, size_t size), {
+FUSE_METHOD(listxattr, 1, 1, (const char *path, char *list, size_t size), {
   l->path = path;
   l->list = list;
   l->size = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_external_buffer(env, l->size, l->list, NULL, NULL, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
+  // JS answers an array of names (byte strings); the list and the size protocol are made here.
+  if (res == 0) res = write_xattr_names(env, argv[2], l->list, l->size);
 })
 
 FUSE_METHOD_VOID(removexattr, 2, 0, (const char *path, const char *name), {
   l->path = path;
   l->name = name;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(flush, 2, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -551,7 +675,7 @@ FUSE_METHOD_VOID(fsync, 3, 0, (const char *path, int datasync, struct fuse_file_
   l->mode = datasync;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[4]));
@@ -565,7 +689,7 @@ FUSE_METHOD_VOID(fsyncdir, 3, 0, (const char *path, int datasync, struct fuse_fi
   l->mode = datasync;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[4]));
@@ -579,7 +703,7 @@ FUSE_METHOD_VOID(truncate, 3, 0, (const char *path, off_t size), {
   l->path = path;
   l->offset = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 3)
 })
 
@@ -588,7 +712,7 @@ FUSE_METHOD_VOID(ftruncate, 4, 0, (const char *path, off_t size, struct fuse_fil
   l->offset = size;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   if (l->info != NULL) {
     napi_create_uint32(env, l->info->fh, &(argv[3]));
   } else {
@@ -602,10 +726,13 @@ FUSE_METHOD(readlink, 1, 1, (const char *path, char *linkname, size_t len), {
   l->linkname = linkname;
   l->len = len;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
-  NAPI_ARGV_UTF8(linkname, l->len, 2)
-  strncpy(l->linkname, linkname, l->len);
+  // The target is a byte string (latin1); libfuse's buffer takes len - 1 bytes and a NUL.
+  if (res == 0) {
+    size_t copied = 0;
+    if (l->len == 0 || napi_get_value_string_latin1(env, argv[2], l->linkname, l->len, &copied) != napi_ok) res = -EIO;
+  }
 })
 
 FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
@@ -613,7 +740,7 @@ FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
   l->uid = uid;
   l->gid = gid;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->uid, &(argv[3]));
   napi_create_uint32(env, l->gid, &(argv[4]));
 })
@@ -622,7 +749,7 @@ FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
@@ -631,7 +758,7 @@ FUSE_METHOD_VOID(mknod, 3, 0, (const char *path, mode_t mode, dev_t dev), {
   l->mode = mode;
   l->dev = dev;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   napi_create_uint32(env, l->dev, &(argv[4]));
 })
@@ -639,45 +766,45 @@ FUSE_METHOD_VOID(mknod, 3, 0, (const char *path, mode_t mode, dev_t dev), {
 FUSE_METHOD_VOID(unlink, 1, 0, (const char *path), {
   l->path = path;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 })
 
 FUSE_METHOD_VOID(rename, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(link, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(symlink, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(mkdir, 2, 0, (const char *path, mode_t mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(rmdir, 1, 0, (const char *path), {
   l->path = path;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 })
 
 static void fuse_native_dispatch_init (uv_async_t* handle, fuse_thread_locals_t* l, fuse_thread_t* ft) {\
@@ -694,7 +821,8 @@ static void fuse_native_dispatch_init (uv_async_t* handle, fuse_thread_locals_t*
 NAPI_METHOD(fuse_native_signal_init) {
   NAPI_ARGV(2)
   NAPI_ARGV_BUFFER_CAST(fuse_thread_locals_t *, l, 0);
-  NAPI_ARGV_INT32(res, 1);
+  int32_t res;
+  if (napi_get_value_int32(env, argv[1], &res) != napi_ok) res = -EIO;
   l->res = res;
   uv_sem_post(&(l->sem));
   return NULL;
