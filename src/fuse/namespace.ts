@@ -2,6 +2,7 @@ import type { ImageView } from '../engine';
 import { stepForLayer } from '../image/history';
 import { EntryType, statMode } from '../tar/entry';
 import type { NodeStat, Tree } from '../union/tree';
+import { toByteName, toTreeName } from './names';
 
 /*
  * What the mount shows, as a small fixed set of virtual files and directories around the image's
@@ -12,6 +13,7 @@ import type { NodeStat, Tree } from '../union/tree';
  *   config.json, manifest.json, history
  * Inode numbers: 1 is the mount root, small numbers are the virtual entries, each tree gets a
  * fixed range computed from its layer sizes, so numbers do not depend on the order of access.
+ * Names, symlink targets and xattr names go in and out as byte strings (see names.ts).
  */
 
 /** A tree shown at some directory of the mount; `inoBase + obj + 1` is a node's inode. */
@@ -84,9 +86,12 @@ export class Namespace {
     };
   }
 
+  /** The entry at a path as the kernel sent it (a byte string). */
   resolve(path: string): Resolved | undefined {
     let at: VirtualEntry | TreeSpace = this.root;
-    const parts = path.split('/').filter((p) => p !== '');
+    // '/' is one byte in UTF-8 and never inside a multi-byte sequence: converting the whole path
+    // and then splitting it is the same as converting each part.
+    const parts = toTreeName(path).split('/').filter((p) => p !== '');
     for (let i = 0; i < parts.length; i++) {
       if (at.kind === 'tree') {
         const tree = at.tree();
@@ -126,16 +131,35 @@ export class Namespace {
     };
   }
 
-  /** Names and resolved entries of a directory's children, in name order. */
+  /** Names (byte strings) and resolved entries of a directory's children, in name order. */
   list(r: Resolved): Array<{ name: string; entry: Resolved }> {
     if (r.kind === 'tree') {
       const tree = r.space.tree();
-      return tree.children(r.node).map((n) => ({ name: tree.name(n), entry: { kind: 'tree', space: r.space, node: n } }));
+      return tree.children(r.node).map((n) => ({ name: toByteName(tree.name(n)), entry: { kind: 'tree', space: r.space, node: n } }));
     }
     return [...(r.entry.children ?? new Map()).entries()].map(([name, child]) => ({
-      name,
+      name: toByteName(name),
       entry: child.kind === 'tree' ? { kind: 'tree', space: child, node: 0 } : { kind: 'virtual', entry: child },
     }));
+  }
+
+  /** A symlink's target as a byte string; undefined when `r` is not a symlink. */
+  symlinkTarget(r: Resolved): string | undefined {
+    const target = r.kind === 'tree' ? r.space.tree().symlinkTarget(r.node) : r.entry.target;
+    return target === undefined ? undefined : toByteName(target);
+  }
+
+  /** The names (byte strings) of an entry's extended attributes. */
+  xattrNames(r: Resolved): string[] {
+    return r.kind === 'tree' ? Object.keys(r.space.tree().xattrs(r.node)).map(toByteName) : [];
+  }
+
+  /** One extended attribute's value by its name (a byte string), or undefined. */
+  xattr(r: Resolved, name: string): Buffer | undefined {
+    if (r.kind !== 'tree') return undefined;
+    const xattrs = r.space.tree().xattrs(r.node);
+    const key = toTreeName(name);
+    return Object.prototype.hasOwnProperty.call(xattrs, key) ? xattrs[key] : undefined;
   }
 }
 

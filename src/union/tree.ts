@@ -10,6 +10,7 @@ export interface NodeStat {
   gid: number;
   size: number;
   mtime: number;
+  mtimeNsec?: number;
   nlink: number;
   devmajor: number;
   devminor: number;
