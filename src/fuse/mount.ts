@@ -34,7 +34,7 @@ export type FuseConstructor = new (mnt: string, ops: object, opts: object) => Fu
 export function loadFuse(): FuseConstructor {
   if (!fs.existsSync(NATIVE_FUSE_ADDON)) {
     throw new UserError(
-      `the FUSE addon is not built (${NATIVE_FUSE_ADDON} is missing): run 'npm rebuild ocimount' (in a checkout: npm run build:native); it needs make, a C compiler and python3`,
+      `the FUSE addon is not built (${NATIVE_FUSE_ADDON} is missing): run 'npm rebuild ocimount' where it is installed (-g for a global install) or 'npm run build:native' in a checkout; it needs make, g++ and python3`,
       3,
     );
   }
