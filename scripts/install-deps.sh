@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what ocimount needs and the machine lacks: libfuse2 (fuse-native's prebuilt binary
-# links libfuse.so.2), fusermount (from fuse3; on Debian 12 fuse and fuse3 conflict and
-# `fuse3 libfuse2` works), GNU tar/attr tools the tests use, the conformance matrix's tar
-# writers, then node modules and the build.
+# Installs what ocimount needs and the machine lacks: libfuse2 (the FUSE addon, built on install
+# from native/fuse, links libfuse.so.2), make, g++ and python3 (node-gyp builds that addon),
+# fusermount (from fuse3; on Debian 12 fuse and fuse3 conflict and `fuse3 libfuse2` works),
+# GNU tar/attr tools the tests use, the conformance matrix's tar writers, then node modules,
+# the addon and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need+=(libfuse2)
 command -v fusermount >/dev/null || command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v make >/dev/null || need+=(make)
+command -v g++ >/dev/null || need+=(g++)
+command -v python3 >/dev/null || need+=(python3)
 command -v getfattr >/dev/null || need+=(attr)
 command -v zstd >/dev/null || need+=(zstd)
 command -v xz >/dev/null || need+=(xz-utils)
@@ -31,4 +35,7 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# npm ci builds the addon (the package's install script); a tree installed before it existed
+# has none yet.
+[ -f native/fuse/build/Release/ocimount_fuse.node ] || npm run build:native --silent
 npm run build --silent

@@ -16,24 +16,37 @@ export interface MountOptions {
   log: (message: string) => void;
 }
 
-/** fuse-native's surface as used here (it ships no types). */
-interface FuseInstance {
+/** The project's fork of fuse-native (native/fuse, built on install), resolved from the project root. */
+export const NATIVE_FUSE_DIR = path.resolve(__dirname, '..', '..', '..', 'native', 'fuse');
+const NATIVE_FUSE_ADDON = path.join(NATIVE_FUSE_DIR, 'build', 'Release', 'ocimount_fuse.node');
+
+/** The fork's surface as used here (native/fuse/index.js). */
+export interface FuseInstance {
   mount(cb: (err: Error | null) => void): void;
   unmount(cb: (err: Error | null) => void): void;
 }
-type FuseConstructor = new (mnt: string, ops: object, opts: object) => FuseInstance;
+export type FuseConstructor = new (mnt: string, ops: object, opts: object) => FuseInstance;
 
-/** Loads fuse-native, turning a missing libfuse into advice instead of a dlopen stack trace. */
+/**
+ * Loads the fork, turning a missing build or a missing libfuse into one line of advice instead
+ * of a stack trace.
+ */
 export function loadFuse(): FuseConstructor {
+  if (!fs.existsSync(NATIVE_FUSE_ADDON)) {
+    throw new UserError(
+      `the FUSE addon is not built (${NATIVE_FUSE_ADDON} is missing): run 'npm rebuild ocimount' where it is installed (-g for a global install) or 'npm run build:native' in a checkout; it needs make, g++ and python3`,
+      3,
+    );
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('fuse-native') as FuseConstructor;
+    return require(NATIVE_FUSE_DIR) as FuseConstructor;
   } catch (err) {
     const msg = (err as Error).message;
     if (/libfuse\.so/.test(msg)) {
       throw new UserError('libfuse.so.2 is missing: install it (Debian/Ubuntu: apt-get install libfuse2, or libfuse2t64 on Ubuntu 24.04)', 3);
     }
-    throw new UserError(`cannot load fuse-native: ${msg.split('\n')[0]}`, 3);
+    throw new UserError(`cannot load the FUSE addon: ${msg.split('\n')[0]} (rebuild it: npm rebuild ocimount)`, 3);
   }
 }
 
@@ -50,22 +63,6 @@ export function findFusermount(): string | undefined {
     }
   }
   return undefined;
-}
-
-/**
- * fuse-native converts every readdir stat object to its native array layout on every call; our
- * listings are cached with the arrays already built (ops.ts statArray), so this subclass hands
- * them through untouched. `_op_readdir` is fuse-native 2.2.6's internal per-operation hook.
- */
-function withPrebuiltReaddirStats(Fuse: FuseConstructor): FuseConstructor {
-  type Signal = (err: number, names?: string[], stats?: Uint32Array[]) => void;
-  const Base = Fuse as unknown as new (...args: unknown[]) => { ops: { readdir(path: string, cb: (err: number, names?: string[], stats?: Uint32Array[]) => void): void } };
-  class ImageFuse extends Base {
-    _op_readdir(signal: Signal, path: string): void {
-      this.ops.readdir(path, (err, names, stats) => (err ? signal(err) : signal(0, names, stats ?? [])));
-    }
-  }
-  return ImageFuse as unknown as FuseConstructor;
 }
 
 /** Whether `dir` is a mount point right now, from the kernel's own table. */
@@ -122,12 +119,12 @@ export interface ActiveMount {
 }
 
 /**
- * Mounts the image read-only. The options fuse-native lacks (`ro`, `use_ino`,
- * `negative_timeout`) travel inside `fsname`, since fuse-native joins its option string without
- * escaping; see native-notes/mount-options.md.
+ * Mounts the image read-only. The options fuse-native's option builder lacks (`ro`, `use_ino`,
+ * `negative_timeout`) travel inside `fsname`, since it joins its option string without
+ * escaping (the fork keeps that builder); see native-notes/README.md.
  */
 export async function mountImage(view: ImageView, mnt: string, opts: MountOptions): Promise<ActiveMount> {
-  const Fuse = withPrebuiltReaddirStats(loadFuse());
+  const Fuse = loadFuse();
   checkMountpoint(mnt);
   const ns = new Namespace(view, { rootfsOnly: opts.rootfsOnly });
   const ops = makeOps(ns, view, { log: opts.log });
@@ -161,7 +158,7 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
       }),
     ));
   const gone = new Promise<void>((resolve) => {
-    // fuse-native does not report an unmount done by someone else (fusermount -u), so watch the
+    // The native side does not report an unmount done by someone else (fusermount -u), so watch the
     // kernel's mount table; the timer is async and cheap.
     const timer = setInterval(() => {
       fs.promises.readFile('/proc/self/mountinfo', 'utf8').then((table) => {

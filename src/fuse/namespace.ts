@@ -12,6 +12,7 @@ import type { NodeStat, Tree } from '../union/tree';
  *   config.json, manifest.json, history
  * Inode numbers: 1 is the mount root, small numbers are the virtual entries, each tree gets a
  * fixed range computed from its layer sizes, so numbers do not depend on the order of access.
+ * Names, symlink targets and xattr names go in and out as byte strings (see names.ts).
  */
 
 /** A tree shown at some directory of the mount; `inoBase + obj + 1` is a node's inode. */
@@ -84,8 +85,11 @@ export class Namespace {
     };
   }
 
+  /** The entry at a path as the kernel sent it (a byte string). */
   resolve(path: string): Resolved | undefined {
     let at: VirtualEntry | TreeSpace = this.root;
+    // '/' is one byte in UTF-8 and never inside a multi-byte sequence: converting the whole path
+    // and then splitting it is the same as converting each part.
     const parts = path.split('/').filter((p) => p !== '');
     for (let i = 0; i < parts.length; i++) {
       if (at.kind === 'tree') {
@@ -127,7 +131,7 @@ export class Namespace {
     };
   }
 
-  /** Names and resolved entries of a directory's children, in name order. */
+  /** Names (byte strings) and resolved entries of a directory's children, in name order. */
   list(r: Resolved): Array<{ name: string; entry: Resolved }> {
     if (r.kind === 'tree') {
       const tree = r.space.tree();
@@ -137,6 +141,23 @@ export class Namespace {
       name,
       entry: child.kind === 'tree' ? { kind: 'tree', space: child, node: 0 } : { kind: 'virtual', entry: child },
     }));
+  }
+
+  /** A symlink's target as a byte string; undefined when `r` is not a symlink. */
+  symlinkTarget(r: Resolved): string | undefined {
+    return r.kind === 'tree' ? r.space.tree().symlinkTarget(r.node) : r.entry.target;
+  }
+
+  /** The names (byte strings) of an entry's extended attributes. */
+  xattrNames(r: Resolved): string[] {
+    return r.kind === 'tree' ? Object.keys(r.space.tree().xattrs(r.node)) : [];
+  }
+
+  /** One extended attribute's value by its name (a byte string), or undefined. */
+  xattr(r: Resolved, name: string): Buffer | undefined {
+    if (r.kind !== 'tree') return undefined;
+    const xattrs = r.space.tree().xattrs(r.node);
+    return Object.prototype.hasOwnProperty.call(xattrs, name) ? xattrs[name] : undefined;
   }
 }
 

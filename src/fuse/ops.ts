@@ -2,12 +2,12 @@ import * as fs from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { ImageView } from '../engine';
 import type { FileSource } from '../io/byte-source';
-import { printable } from '../tar/printable';
 import { EntryType } from '../tar/entry';
 import type { NodeStat } from '../union/tree';
 import type { Namespace, Resolved } from './namespace';
+import { displayName } from '../names';
 
-/** errno values as fuse-native wants them (negative). */
+/** errno values as the native side wants them (negative). */
 export const E = { ENOENT: -2, EIO: -5, EBADF: -9, EACCES: -13, EISDIR: -21, EINVAL: -22, EROFS: -30, ENODATA: -61, ERANGE: -34 };
 
 type Cb = (...args: any[]) => void;
@@ -29,18 +29,27 @@ function makedev(major: number, minor: number): number {
   return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)) >>> 0;
 }
 
+/** Number of uint32 words in a stat array. */
+export const STAT_WORDS = 21;
+
 /**
- * The 18 x uint32 stat layout fuse-native's native side reads (its getStatArray, not exported):
- * mode, uid, gid, size(lo,hi), dev, nlink, ino, rdev, blksize, blocks(lo,hi), atime, mtime,
- * ctime (ms, lo/hi each). Built once per directory listing and kept, see readdirCache.
+ * The stat array the native fork (native/fuse/fuse-native.c, populate_stat) reads for getattr,
+ * fgetattr and each readdir entry: 21 uint32 words, the only stat layout in the project.
+ *   0 mode, 1 uid, 2 gid, 3-4 size (low, high), 5 dev, 6 nlink, 7 ino, 8 rdev, 9 blksize,
+ *   10-11 blocks (low, high), 12-13 atime seconds (signed 64-bit, two's complement, low then
+ *   high), 14 atime nanoseconds, 15-16 + 17 mtime, 18-19 + 20 ctime.
+ * atime and ctime are the mtime: an image records only that.
  */
 export function statArray(st: NodeStat): Uint32Array {
-  const a = new Uint32Array(18);
+  const a = new Uint32Array(STAT_WORDS);
+  // Two words, low then high; a negative number comes out as its two's complement.
   const put = (i: number, n: number) => {
-    a[i] = n % 4294967296;
-    a[i + 1] = (n - a[i]) / 4294967296;
+    const low = ((n % 4294967296) + 4294967296) % 4294967296;
+    a[i] = low;
+    a[i + 1] = (n - low) / 4294967296; // the Uint32Array stores -1 as 0xffffffff
   };
-  const ms = Math.round(st.mtime * 1000);
+  const sec = st.mtime;
+  const nsec = st.mtimeNsec;
   a[0] = st.mode;
   a[1] = st.uid;
   a[2] = st.gid;
@@ -50,34 +59,18 @@ export function statArray(st: NodeStat): Uint32Array {
   a[8] = st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice ? makedev(st.devmajor, st.devminor) : 0;
   a[9] = 4096;
   put(10, Math.ceil(st.size / 512));
-  put(12, ms);
-  put(14, ms);
-  put(16, ms);
+  for (const i of [12, 15, 18]) {
+    put(i, sec);
+    a[i + 2] = nsec;
+  }
   return a;
 }
 
-function toFuseStat(st: NodeStat): Record<string, unknown> {
-  const ms = st.mtime * 1000;
-  return {
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    nlink: st.nlink,
-    ino: st.ino,
-    rdev: st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice ? makedev(st.devmajor, st.devminor) : 0,
-    blksize: 4096,
-    blocks: Math.ceil(st.size / 512),
-    mtime: ms,
-    atime: ms,
-    ctime: ms,
-  };
-}
-
 /**
- * The fuse-native operation table over a Namespace. Every handler answers exactly once, also
- * when something throws: an unanswered request would hang its reader until fuse-native's
- * timeout. Reads fail with EIO for that file only and say why in the log.
+ * The operation table the native fork (native/fuse) calls, over a Namespace. Paths and names
+ * are byte strings (names.ts). Every handler answers exactly once, also when something throws:
+ * an unanswered request would hang its reader until the per-operation timeout. Reads fail with
+ * EIO for that file only and say why in the log.
  */
 export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Record<string, Cb> {
   const handles = new Map<number, OpenFile>();
@@ -96,7 +89,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       try {
         fn(...args);
       } catch (err) {
-        opts.log(`${name} ${printable(String(args[0]))}: ${(err as Error).message}`);
+        opts.log(`${name} ${displayName(String(args[0]))}: ${(err as Error).message}`);
         onError(cb);
       }
     };
@@ -108,12 +101,12 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     const key = keyOf(r);
     let hit = readdirCache.get(key);
     if (!hit) {
-      // A name over the kernel's 1024-byte limit would fail the whole listing, and one over 255
-      // bytes breaks most tools that meet it (it can still be opened by its exact name): list
-      // neither, and say so.
+      // A name over 255 bytes breaks most tools that meet it (it can still be opened by its
+      // exact name, up to FUSE's 1,024): list none, and say so. Names are byte strings, so
+      // their length is their size in bytes.
       const children = ns.list(r).filter((c) => {
-        if (Buffer.byteLength(c.name) <= 255) return true;
-        opts.log(`readdir: left out a ${Buffer.byteLength(c.name)}-byte name (longer than 255)`);
+        if (c.name.length <= 255) return true;
+        opts.log(`readdir: left out a ${c.name.length}-byte name (longer than 255)`);
         return false;
       });
       const self = statArray(ns.stat(r));
@@ -145,12 +138,12 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     getattr: guard('getattr', (path: string, cb: Cb) => {
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
-      cb(0, toFuseStat(ns.stat(r)));
+      cb(0, statArray(ns.stat(r)));
     }, fail(E.EIO)),
     fgetattr: guard('fgetattr', (path: string, fd: number, cb: Cb) => {
       const r = handles.get(fd)?.resolved ?? ns.resolve(path);
       if (!r) return cb(E.ENOENT);
-      cb(0, toFuseStat(ns.stat(r)));
+      cb(0, statArray(ns.stat(r)));
     }, fail(E.EIO)),
     access: guard('access', (path: string, mode: number, cb: Cb) => {
       if (!ns.resolve(path)) return cb(E.ENOENT);
@@ -159,12 +152,12 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     readlink: guard('readlink', (path: string, cb: Cb) => {
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
-      const target = r.kind === 'tree' ? r.space.tree().symlinkTarget(r.node) : r.entry.target;
+      const target = ns.symlinkTarget(r);
       if (target === undefined) return cb(E.EINVAL);
       cb(0, target);
     }, fail(E.EIO)),
-    // Answered with ready-made stat arrays (see ImageFuse in mount.ts), so `find` and `ls -l`
-    // need no getattr per entry and a repeated listing costs one cache lookup.
+    // Answered with ready-made stat arrays, which the native side takes as they are, so `find`
+    // and `ls -l` need no getattr per entry and a repeated listing costs one cache lookup.
     readdir: guard('readdir', (path: string, cb: Cb) => {
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
@@ -185,7 +178,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     }, fail(0)),
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
       const failRead = (err: Error) => {
-        opts.log(`read ${printable(path)} at ${pos}: ${err.message}`);
+        opts.log(`read ${displayName(path)} at ${pos}: ${err.message}`);
         cb(E.EIO);
       };
       try {
@@ -214,15 +207,17 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
         failRead(err as Error);
       }
     },
+    // Names are byte strings; the whole list or value is answered and the native side applies
+    // the size protocol (size 0 asks the length, a short buffer is ERANGE).
     listxattr: guard('listxattr', (path: string, cb: Cb) => {
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
-      cb(0, r.kind === 'tree' ? Object.keys(r.space.tree().xattrs(r.node)) : []);
+      cb(0, ns.xattrNames(r));
     }, fail(E.EIO)),
-    getxattr: guard('getxattr', (path: string, name: string, _position: number, cb: Cb) => {
+    getxattr: guard('getxattr', (path: string, name: string, cb: Cb) => {
       const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
-      const value = r.kind === 'tree' ? r.space.tree().xattrs(r.node)[name] : undefined;
+      const value = ns.xattr(r, name);
       if (!value) return cb(E.ENODATA);
       cb(0, value);
     }, fail(E.EIO)),

@@ -97,7 +97,7 @@ export async function stopServer(server: ChildProcess, mnt: string): Promise<voi
   if (server.exitCode === null && server.signalCode === null) {
     const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
     server.kill('SIGTERM');
-    const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 10_000))]);
+    const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 10_000).unref())]);
     if (timedOut) {
       server.kill('SIGKILL');
       await exited;
