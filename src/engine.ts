@@ -193,6 +193,9 @@ export class ImageView {
     if (layer.index.dataOffsets[src.entry] + layer.index.sizes[src.entry] > layer.stream.size) return undefined;
     const range = layer.stream.fileRange?.();
     if (!range) return undefined;
+    // Called when the mount opens a file: a changed archive is noticed here already (its reads
+    // then fail; the read path checks again after every read, see FileSource.verifyUnchanged).
+    range.file.verifyUnchanged();
     return { file: range.file, offset: range.start + layer.index.dataOffsets[src.entry], size: layer.index.sizes[src.entry] };
   }
 
