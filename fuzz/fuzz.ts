@@ -2,7 +2,7 @@
  * Fuzzing and long runs for issue 6 (hostile and broken archives).
  *
  *   node dist/fuzz/fuzz.js [mutate] [--iterations N] [--seed S] [--timeout-ms T] [--keep DIR] [--only I] [--json]
- *       Random mutations and truncations of every fixture archive (../shared/fixtures) and of
+ *       Random mutations and truncations of every fixture archive (test/fixtures) and of
  *       archives built here (every layout, pax/GNU names, sparse files, gzip and zstd layers,
  *       a gzip-compressed archive). Each mutated archive is opened with the engine; when it
  *       opens, its merged tree and every layer tree are walked and some files read. Passes when
@@ -25,10 +25,10 @@ import { EntryType } from '../src/tar/entry';
 import type { Tree } from '../src/union/tree';
 import { buildArchive, type EntrySpec } from '../test/helpers/archive-builder';
 import { prng } from '../test/helpers/hostile-build';
+import { FIXTURES } from '../test/helpers/mount-harness';
 import * as raw from '../test/helpers/raw-tar';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures');
 
 export interface FuzzOptions {
   iterations: number;

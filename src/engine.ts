@@ -7,7 +7,7 @@ import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';
 import { loadImage } from './image/load';
 import type { Image, ImageRecord } from './image/model';
-import { selectImage, type ImageSelector } from './image/select';
+import { checkConfigPlatform, selectImage, type ImageSelector } from './image/select';
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
 import { indexLayer, type IndexedLayer, type LayerIndexContext } from './layers/index-layer';
 import { buildTree, type FileObj } from './union/build';
@@ -99,6 +99,12 @@ export class ImageView {
     const record = archive.select(opts);
     const image = await loadImage(archive.files, record);
     image.warnings.forEach(warn);
+    // --platform is checked against the config itself, never only against what the archive's
+    // index claims or leaves out: a wrong platform must not quietly serve another image's bytes.
+    if (opts.platform) {
+      const unchecked = checkConfigPlatform(image.config, opts.platform, record.position, archive.files.location);
+      if (unchecked) warn(unchecked);
+    }
     const metaProblems = metadataDigestProblems(image);
     if (opts.verify && metaProblems.length) throw new ArchiveError(`${archive.files.location}: ${metaProblems[0]}`);
     metaProblems.forEach(warn);
@@ -187,6 +193,9 @@ export class ImageView {
     if (layer.index.dataOffsets[src.entry] + layer.index.sizes[src.entry] > layer.stream.size) return undefined;
     const range = layer.stream.fileRange?.();
     if (!range) return undefined;
+    // Called when the mount opens a file: a changed archive is noticed here already (its reads
+    // then fail; the read path checks again after every read, see FileSource.verifyUnchanged).
+    range.file.verifyUnchanged();
     return { file: range.file, offset: range.start + layer.index.dataOffsets[src.entry], size: layer.index.sizes[src.entry] };
   }
 

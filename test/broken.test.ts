@@ -376,6 +376,68 @@ describe('the archive changes under a live mount', () => {
     });
   });
 
+  it('overwritten in place by another archive of the same size: the very next read is EIO, never the new bytes', async () => {
+    // Same layout and sizes, other bytes: the size alone cannot tell the two apart.
+    const a = docker('live-cp.tar');
+    const other = docker('live-cp-other.tar', [
+      layer(raw.entry({ name: 'etc/', typeflag: '5', mode: 0o755 }), file('etc/os-release', 'ID=evil\n'), file('big.bin', pattern(BIG0.length, 9)), file('small', 'SMALL\n')),
+      layer(file('app/one', 'ONE\n'), file('app/data.bin', pattern(DATA1.length, 8)), file('app/two', 'TWO\n')),
+    ]);
+    assert.equal(fs.statSync(other.path).size, fs.statSync(a.path).size);
+    await withMount(a.path, ['--no-cache'], async ({ mnt, stderr, server }) => {
+      const rootfs = path.join(mnt, 'rootfs');
+      assert.equal(fs.readFileSync(path.join(rootfs, 'small'), 'utf8'), 'small\n');
+      // Opened before the change, read after it: only the check after the read can catch this one.
+      const early = fs.openSync(path.join(rootfs, 'app/data.bin'), 'r');
+      try {
+        const before = fs.statSync(a.path, { bigint: true });
+        fs.copyFileSync(other.path, a.path); // what `cp other.tar live.tar` does: same inode, truncated, rewritten
+        const afterCp = fs.statSync(a.path, { bigint: true });
+        assert.equal(afterCp.ino, before.ino);
+        assert.equal(afterCp.size, before.size);
+        assert.ok(afterCp.mtimeNs !== before.mtimeNs || afterCp.ctimeNs !== before.ctimeNs, 'the copy moved mtime or ctime');
+        // No sleep: the first reads after the copy already fail.
+        const buf = Buffer.alloc(4096);
+        assert.throws(() => fs.readSync(early, buf, 0, buf.length, 0), { code: 'EIO' });
+        assert.ok(!buf.subarray(0, 4096).equals(pattern(DATA1.length, 8).subarray(0, 4096)), 'never the new bytes');
+        for (const f of ['big.bin', 'etc/os-release', 'app/one', 'app/two']) {
+          assert.throws(() => fs.readFileSync(path.join(rootfs, f)), { code: 'EIO' }, f);
+        }
+      } finally {
+        fs.closeSync(early);
+      }
+      // The mount stays up; metadata lives in memory.
+      assert.deepEqual(fs.readdirSync(path.join(rootfs, 'app')).sort(), ['data.bin', 'one', 'two']);
+      assert.equal(JSON.parse(fs.readFileSync(path.join(mnt, 'config.json'), 'utf8')).os, 'linux');
+      assert.ok(isMounted(mnt));
+      assert.equal(server.exitCode, null);
+      // Said once, the moment it was seen, and not again when the 3 s watcher looks.
+      await new Promise((r) => setTimeout(r, 3500));
+      const said = stderr().split('\n').filter((l) => /changed since it was opened \(modified\); remount it: reads now fail with EIO$/.test(l));
+      assert.equal(said.length, 1, stderr());
+      assert.doesNotMatch(stderr(), /uncaught|unhandled/);
+    });
+  });
+
+  it('mount-free reads (cat) go through the same check: a changed archive fails the read', async () => {
+    const a = docker('cat-cp.tar');
+    const other = docker('cat-cp-other.tar', [
+      layer(raw.entry({ name: 'etc/', typeflag: '5', mode: 0o755 }), file('etc/os-release', 'ID=evil\n'), file('big.bin', pattern(BIG0.length, 9)), file('small', 'SMALL\n')),
+      L1,
+    ]);
+    const view = await ImageView.open(a.path);
+    try {
+      const node = view.merged.lookup('big.bin');
+      assert.ok((await view.readFile(view.merged, node)).equals(BIG0));
+      await new Promise((r) => setTimeout(r, 20)); // past the file system's timestamp tick
+      fs.copyFileSync(other.path, a.path);
+      await assert.rejects(view.readFile(view.merged, node), /changed since it was opened \(modified\); remount it/);
+      await assert.rejects(view.readFile(view.merged, view.merged.lookup('small')), /changed since it was opened/);
+    } finally {
+      await view.close();
+    }
+  });
+
   it('removed, or replaced by rename: still serves the bytes it indexed, with a note in the log', async () => {
     for (const how of ['removed', 'replaced'] as const) {
       const a = docker(`live-${how}.tar`);

@@ -76,7 +76,7 @@ describe('ocimount blame', { concurrency: 4 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(rows(r.stdout), [
       '7 sha256:dd1effc5eb19 A /root/saved.txt /bin/sh -c mv /root/example/somefile3.txt /root/saved.txt',
-      '13 sha256:ba689cac6a98 M /root/saved.txt /bin/sh -c chmod +x /root/saved.txt',
+      '13 sha256:ba689cac6a98 M /root/saved.txt (mode 0644 -> 0755) /bin/sh -c chmod +x /root/saved.txt',
     ]);
   });
 
@@ -87,7 +87,7 @@ describe('ocimount blame', { concurrency: 4 }, () => {
     ]);
     assert.deepEqual(rows((await ocimount(['blame', DIVE, 'root/example/somefile1.txt'])).stdout), [
       '3 sha256:4abad3abe3cb A /root/example/somefile1.txt /bin/sh -c cp /somefile.txt /root/example/somefile1.txt',
-      '4 sha256:14c9a6ffcb6a M /root/example/somefile1.txt /bin/sh -c chmod 444 /root/example/somefile1.txt',
+      '4 sha256:14c9a6ffcb6a M /root/example/somefile1.txt (mode 0644 -> 0444) /bin/sh -c chmod 444 /root/example/somefile1.txt',
       '9 sha256:bc2e36423fa3 D /root/example/somefile1.txt (by /root/.wh.example) /bin/sh -c rm -rf /root/example/',
     ]);
   });
@@ -97,7 +97,7 @@ describe('ocimount blame', { concurrency: 4 }, () => {
     assert.deepEqual(rows(r.stdout).map((l) => l.split(' /bin/sh')[0]), [
       '2 sha256:93e208d47175 A /root/example (+2 more)',
       '3 sha256:4abad3abe3cb A /root/example/somefile1.txt',
-      '4 sha256:14c9a6ffcb6a M /root/example/somefile1.txt',
+      '4 sha256:14c9a6ffcb6a M /root/example/somefile1.txt (mode 0644 -> 0444)',
       '5 sha256:778fb5770ef4 A /root/example/somefile2.txt',
       '6 sha256:f275b8a31a71 A /root/example/somefile3.txt',
       '7 sha256:dd1effc5eb19 D /root/example/somefile3.txt (by /root/example/.wh.somefile3.txt)',
@@ -199,6 +199,7 @@ describe('ocimount diff', { concurrency: 4 }, () => {
           size: 6405,
           before: { type: 'file', mode: '0644', uid: 0, gid: 0, size: 6405 },
           after: { type: 'file', mode: '0755', uid: 0, gid: 0, size: 6405 },
+          changed: ['mode'],
           changes: ['mode 0644 -> 0755'],
         },
       ],
@@ -225,5 +226,78 @@ describe('ocimount diff', { concurrency: 4 }, () => {
     assertError(await ocimount(['diff', '--layers-b', '0', DIVE]), 2, /need a second image/);
     assertError(await ocimount(['diff', '--layer', '99', DIVE]), 1, /no such layer/);
     assertError(await ocimount(['diff', DIVE, path.join(FIXTURES, 'missing.tar')]), 3, /missing\.tar: no such file or directory/);
+  });
+});
+
+describe('blame and diff: one definition of a change', () => {
+  /**
+   * Layer 0 adds the files; 1 writes /app/bin again, byte for byte (only its mtime is new), to add
+   * a hard link to it; 2 only chmods /app/conf; 3 changes /app/data's bytes at the same size and
+   * /app/bin's bytes and mode; 4 gives /app/conf another owner and an xattr.
+   */
+  let img: string;
+  before(async () => {
+    const dir = tempDir('cli-change');
+    cleanup.push(dir);
+    img = path.join(dir, 'changes.tar');
+    const later = new Date('2024-06-01T00:00:00Z');
+    await buildArchive(img, {
+      layout: 'docker-legacy',
+      images: [
+        {
+          layers: [
+            { entries: [{ path: 'app/bin', content: 'binary-v1', mode: 0o755 }, { path: 'app/conf', content: 'conf', mode: 0o644 }, { path: 'app/data', content: 'data-one' }], createdBy: 'COPY app /app' },
+            { entries: [{ path: 'app/bin', content: 'binary-v1', mode: 0o755, mtime: later }, { path: 'app/bin-link', type: 'link', target: 'app/bin' }], createdBy: 'RUN ln /app/bin /app/bin-link' },
+            { entries: [{ path: 'app/conf', content: 'conf', mode: 0o600 }], createdBy: 'RUN chmod 600 /app/conf' },
+            { entries: [{ path: 'app/bin', content: 'binary-v2', mode: 0o700 }, { path: 'app/data', content: 'data-two' }], createdBy: 'RUN rebuild' },
+            { entries: [{ path: 'app/conf', content: 'conf', mode: 0o600, uid: 1000, gid: 1000, xattrs: { 'user.note': 'x' } }], createdBy: 'RUN chown' },
+          ],
+        },
+      ],
+    });
+  });
+
+  const cut = (text: string) => rows(text).map((l) => l.replace(/ sha256:\w+/, ''));
+
+  it('re-added with the same content is R in blame and in diff, not M; the hard link is A', async () => {
+    const blame = await ocimount(['blame', img, '/app/bin']);
+    assert.equal(blame.code, 0, blame.stderr);
+    assert.deepEqual(cut(blame.stdout), [
+      '0 A /app/bin COPY app /app',
+      '1 R /app/bin (re-added, same content) RUN ln /app/bin /app/bin-link',
+      '3 M /app/bin (content, mode 0755 -> 0700) RUN rebuild',
+    ]);
+    const diff = await ocimount(['diff', '--layer', '1', img]);
+    assert.equal(diff.code, 0, diff.stderr);
+    assert.deepEqual(rows(diff.stdout), ['R 9 /app/bin (re-added, same content)', 'A 9 /app/bin-link']);
+    const j = JSON.parse((await ocimount(['diff', '--json', '--layer', '1', img])).stdout);
+    assert.deepEqual(j.changes.map((c: { kind: string; path: string; changed?: string[] }) => [c.kind, c.path, c.changed]), [['R', '/app/bin', []], ['A', '/app/bin-link', undefined]]);
+    const bj = JSON.parse((await ocimount(['blame', '--json', img, '/app/bin'])).stdout);
+    assert.deepEqual(bj.map((l: { position: number; kind: string; changed?: string[] }) => [l.position, l.kind, l.changed]), [[0, 'A', undefined], [1, 'R', []], [3, 'M', ['content', 'mode']]]);
+  });
+
+  it('a chmod alone is M (mode); same-size new bytes are M (content); owner and xattrs are named too', async () => {
+    assert.deepEqual(rows((await ocimount(['diff', '--layer', '2', img])).stdout), ['M 4 /app/conf (mode 0644 -> 0600)']);
+    assert.deepEqual(rows((await ocimount(['diff', '--layer', '3', img])).stdout), ['M 9 /app/bin (content, mode 0755 -> 0700)', 'M 8 /app/data (content)']);
+    assert.deepEqual(rows((await ocimount(['diff', '--layer', '4', img])).stdout), ['M 4 /app/conf (owner 0:0 -> 1000:1000, xattrs user.note)']);
+    assert.deepEqual(cut((await ocimount(['blame', img, '/app/conf'])).stdout), [
+      '0 A /app/conf COPY app /app',
+      '2 M /app/conf (mode 0644 -> 0600) RUN chmod 600 /app/conf',
+      '4 M /app/conf (owner 0:0 -> 1000:1000, xattrs user.note) RUN chown',
+    ]);
+    assert.deepEqual(cut((await ocimount(['blame', img, '/app/data'])).stdout), ['0 A /app/data COPY app /app', '3 M /app/data (content) RUN rebuild']);
+    const j = JSON.parse((await ocimount(['diff', '--json', '--layer', '4', img])).stdout);
+    assert.deepEqual(j.changes[0].changed, ['owner', 'xattrs']);
+  });
+
+  it('for every layer and path, blame --json and diff --json say the same kind and the same changed fields', async () => {
+    const fromDiff = new Map<string, [string, string[] | undefined]>();
+    const layers = JSON.parse((await ocimount(['diff', '--json', img])).stdout) as Array<{ position: number; changes: Array<{ kind: string; path: string; changed?: string[] }> }>;
+    for (const l of layers) for (const c of l.changes) if (c.path.startsWith('/app/')) fromDiff.set(`${l.position} ${c.path}`, [c.kind, c.changed]);
+    const fromBlame = new Map<string, [string, string[] | undefined]>();
+    const blamed = JSON.parse((await ocimount(['blame', '--json', img, '/app'])).stdout) as Array<{ position: number; changes: Array<{ kind: string; path: string; changed?: string[] }> }>;
+    for (const l of blamed) for (const c of l.changes) if (c.path.startsWith('/app/')) fromBlame.set(`${l.position} ${c.path}`, [c.kind, c.changed]);
+    assert.deepEqual([...fromBlame.entries()].sort(), [...fromDiff.entries()].sort());
+    assert.equal(fromDiff.size, 9);
   });
 });

@@ -7,7 +7,7 @@ import { FIXTURES } from './helpers/mount-harness';
 
 /*
  * The engine over real archives written by Docker, kaniko, skopeo, buildkit and
- * go-containerregistry (see ../shared/fixtures/README.md). Expectations come from listing the
+ * go-containerregistry (see test/fixtures/README.md). Expectations come from listing the
  * layers with GNU tar by hand.
  */
 

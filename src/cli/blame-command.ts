@@ -15,9 +15,12 @@ interface BlameOptions extends ImageOptions {
 }
 
 const HELP = `
-Names every layer that added (A), changed (M) or deleted (D) PATH or anything below it, one line
-per layer: position, diff_id, what it did, the path it did it to, and the build step that made
-the layer. Whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) over PATH or over one of its
+Names every layer that added (A), changed (M), deleted (D) or re-added (R) PATH or anything
+below it, one line per layer: position, diff_id, what it did, the path it did it to, and the
+build step that made the layer. M says what changed, in the words of \`ocimount diff\`: content,
+mode, owner, type, target (of a symlink), xattrs; modification times alone are no change. R is
+a path the layer wrote again with none of those different ("re-added, same content"; e.g. to
+add a hard link to it). --json gives each M a "changed" list, e.g. ["content", "mode"]. Whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) over PATH or over one of its
 parents count as deletions. Layers that did not touch PATH are not shown. When a layer touched
 several paths below PATH, the line shows the one nearest PATH and how many more; --all prints
 one line per path. Exit code 1 when no layer ever touched PATH.
@@ -41,7 +44,7 @@ export function registerBlame(program: Command): Command {
       try {
         const view = await openView(image, opts);
         try {
-          run(view, path, opts);
+          await run(view, path, opts);
         } finally {
           await view.close();
         }
@@ -66,9 +69,9 @@ function storedPath(view: ImageView, userPath: string): string {
   }
 }
 
-function run(view: ImageView, userPath: string, opts: BlameOptions): void {
+async function run(view: ImageView, userPath: string, opts: BlameOptions): Promise<void> {
   const target = storedPath(view, userPath);
-  const layers = blame(view.layers.map((l) => l.index), view.applied, target);
+  const layers = await blame(view.layers, view.applied, target);
   if (layers.length === 0) throw new NotFoundError(`${displayPath(target)}: no layer added, changed or deleted it`);
   const info = (position: number) => {
     const step = stepForLayer(view.image.history, position);
@@ -77,12 +80,12 @@ function run(view: ImageView, userPath: string, opts: BlameOptions): void {
   if (opts.json) {
     const out = layers.map((l) => {
       const head = headlineChange(l.changes, target);
-      return { position: l.position, ...info(l.position), kind: head.kind, path: head.path, changes: l.changes };
+      return { position: l.position, ...info(l.position), kind: head.kind, path: head.path, ...(head.changed && { changed: head.changed }), changes: l.changes };
     });
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return;
   }
-  const describe = (c: BlameChange) => (c.by && c.by !== c.path ? `${c.path} (by ${c.by})` : c.path);
+  const describe = (c: BlameChange) => (c.by && c.by !== c.path ? `${c.path} (by ${c.by})` : c.details?.length ? `${c.path} (${c.details.join(', ')})` : c.path);
   const rows: string[][] = [];
   for (const l of layers) {
     const { diffId, createdBy } = info(l.position);

@@ -26,11 +26,17 @@ archive: what differs between the two merged trees. One line per path:
 
   A  SIZE  PATH            added
   D  SIZE  PATH            deleted (each path below a deleted directory too)
-  M  SIZE  PATH  (what)    there before and after, with a different type, mode, owner, size,
-                           link target, device, or the same size but different bytes
+  M  SIZE  PATH  (what)    there before and after, and different in its content (bytes, size,
+                           device numbers), mode, owner, type, target (symlinks) or xattrs;
+                           (what) names each, e.g. (content, mode 0644 -> 0755)
+  R  SIZE  PATH  (re-added, same content)
+                           --layer / per layer only: written again by the layer with none of
+                           those different (e.g. to add a hard link to it)
 
-Modification times are not compared (every write bumps a directory's). Sizes are bytes; for M
-the size after. Image options (--image, --platform, --layers) apply to the first image, the -b
+The same definition of a change as \`ocimount blame\`. Modification times are not compared (every
+write bumps a directory's; a file written again with only a new mtime is R). In --json each M
+and R carries "changed": the fields that differ, e.g. ["content", "mode"] ([] for R). Sizes are
+bytes; for M the size after. Image options (--image, --platform, --layers) apply to the first image, the -b
 ones to the second (--platform-b defaults to --platform).
 
 Examples:
@@ -75,6 +81,7 @@ function entryJson(e: DiffEntry): Record<string, unknown> {
     size: (e.after ?? e.before)!.size,
     ...(e.before && { before: metaJson(e.before) }),
     ...(e.after && { after: metaJson(e.after) }),
+    ...((e.kind === 'M' || e.kind === 'R') && { changed: e.changed }),
     ...(e.changes.length && { changes: e.changes }),
   };
 }

@@ -195,8 +195,8 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
   view = await openView(image, opts, { onWarning: tell('warning'), onNote: tell('note'), ...(process.send && { onProgress: toParent }) });
   if (ending) return;
+  watchArchive(view, log); // before mounting: the first read may already find the archive changed
   active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, log });
-  watchArchive(view, log);
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
   const what = describeRecord(view.image.record).replace(/^\d+: /, '');
@@ -214,14 +214,21 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   process.exit(0);
 }
 
-/** Every few seconds, checks that the archive under the mount is the one that was indexed. */
+/**
+ * Says once in the log when the archive under the mount stops being the one that was indexed.
+ * Every open and every read checks that itself (FileSource.verifyUnchanged) and fails with EIO
+ * from the first changed read on; the timer only notices it when nothing reads, and notes an
+ * archive removed or replaced by rename (still served: our descriptor holds the old bytes).
+ */
 function watchArchive(view: ImageView, log: (m: string) => void): void {
   const said = new Set<string>();
+  for (const file of view.archive.files.backingFiles()) file.onStale = (reason) => log(`${reason}: reads now fail with EIO`);
   const timer = setInterval(() => {
     for (const file of view.archive.files.backingFiles()) {
       file.checkUnchanged().then(
         ({ stale, note }) => {
-          const message = stale ? `${stale}: reads now fail with EIO` : note;
+          // A stale archive was logged by onStale the moment it was seen.
+          const message = stale ? undefined : note;
           if (message && !said.has(message)) {
             said.add(message);
             log(message);

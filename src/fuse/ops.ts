@@ -199,6 +199,8 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
           return fs.read(span.file.fd, buf, 0, want, span.offset + pos, (err, n) => {
             if (err) return failRead(err);
             if (n < want) return failRead(new Error(`${span.file.path}: archive ends early (got ${n} of ${want} bytes)`));
+            const stale = span.file.verifyUnchanged(); // the bytes must come from the indexed archive
+            if (stale) return failRead(new Error(stale));
             cb(n);
           });
         }

@@ -77,6 +77,43 @@ export function describeRecord(r: ImageRecord): string {
   return `${r.position}: ${names}${platform ? ` [${platform}]` : ''}${digest ? ` ${digest.slice(0, 19)}` : ''}`;
 }
 
+/** Spellings of one architecture, by the name the OCI spec (GOARCH) uses. */
+const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm', i386: '386', i686: '386' };
+/** The variant an architecture means when none is written (as containerd normalizes them). */
+const DEFAULT_VARIANT: Record<string, string> = { arm64: 'v8', arm: 'v7', amd64: 'v1' };
+
+function normalizePlatform(p: Platform): Platform {
+  const architecture = p.architecture && (ARCH_ALIASES[p.architecture.toLowerCase()] ?? p.architecture.toLowerCase());
+  return { os: p.os?.toLowerCase(), architecture, variant: p.variant?.toLowerCase() ?? (architecture ? DEFAULT_VARIANT[architecture] : undefined) };
+}
+
+/**
+ * Checks `--platform` against what the selected image *is*: the os, architecture and variant of
+ * its config, whatever the archive's index said or did not say (an archive of one image often
+ * lists no platform at all, and then selection lets any request through). A mismatch is exit 1
+ * naming both. A config that records no architecture cannot be checked: the image is taken on
+ * the request's word, and the returned warning says so.
+ */
+export function checkConfigPlatform(config: Platform, requested: string, position: number, location: string): string | undefined {
+  const asked = parsePlatform(requested);
+  const want = normalizePlatform(asked);
+  if (!config.architecture) {
+    return `image ${position}'s config records no architecture${config.os ? ` (os ${printable(config.os)})` : ''}; taking it as ${requested} unchecked`;
+  }
+  const have = normalizePlatform(config);
+  const ok =
+    (!have.os || have.os === want.os) &&
+    have.architecture === want.architecture &&
+    // A request without a variant takes any; one with a variant needs it (a config without one
+    // means its architecture's default, arm64 = v8).
+    (!asked.variant || have.variant === want.variant);
+  if (!ok) {
+    const shown = printable(platformString({ os: config.os ?? '?', architecture: config.architecture, variant: config.variant }));
+    throw new NotFoundError(`${location}: image ${position} is ${shown}, not ${requested}`);
+  }
+  return undefined;
+}
+
 function hostPlatform(): Platform {
   const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
   return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
@@ -98,7 +135,8 @@ export function selectImage(records: ImageRecord[], sel: ImageSelector, location
     const want = parsePlatform(sel.platform);
     const before = candidates;
     candidates = candidates.filter((r) => platformMatches(r.platform, want));
-    // Single-platform archives often do not record a platform; they match any request of theirs.
+    // Single-platform archives often do not record a platform: they pass here, and the image's
+    // config decides once it is loaded (checkConfigPlatform).
     if (candidates.length === 0 && before.length === 1 && !before[0].platform) candidates = before;
     if (candidates.length === 0) throw new NotFoundError(`${location}: no image for platform ${sel.platform}; the archive has ${listing()}`);
   }

@@ -33,16 +33,55 @@ export interface ByteSource {
  */
 export type ScanSource = Pick<ByteSource, 'read' | 'readSync'> & { readonly size?: number };
 
-/** An open file read with positioned reads (pread), never with a shared file cursor. */
+/** What identifies one state of the archive file: where it lives and when it last changed, to the nanosecond. */
+interface FileStamp {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  nlink: bigint;
+}
+
+function stampOf(st: fs.BigIntStats): FileStamp {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, nlink: st.nlink };
+}
+
+/**
+ * What differs between two stamps, in words; undefined when they are the same. ctime counts:
+ * a rewrite that puts the old mtime back (`cp -p`, `rsync --inplace -t`) still moves it. The one
+ * ctime change let through is a change of the link count alone (the archive removed, replaced by
+ * rename, or hard-linked): the bytes behind our descriptor are the same.
+ */
+function stampChange(was: FileStamp, now: FileStamp): string | undefined {
+  if (was.dev !== now.dev || was.ino !== now.ino) return 'another file';
+  if (was.size !== now.size) return `size ${was.size} -> ${now.size}`;
+  if (was.mtimeNs !== now.mtimeNs) return 'modified';
+  if (was.ctimeNs !== now.ctimeNs && was.nlink === now.nlink) return 'status changed';
+  return undefined;
+}
+
+/**
+ * An open file read with positioned reads (pread), never with a shared file cursor.
+ *
+ * The file is trusted only while it is the file that was indexed: every read checks, after its
+ * bytes are in but before they are handed on, that the descriptor's stat (size, mtime and ctime
+ * to the nanosecond) is what it was at open. A file overwritten in place (`cp other.tar live.tar`
+ * keeps the inode; even at the same size the times move) fails the read instead of passing the
+ * new bytes off as the old files, and every read after it.
+ */
 export class FileSource implements ByteSource {
   /** Set once the file is seen changed in place: its bytes no longer match the index. */
   private staleReason?: string;
+  /** Called once, when the file is first seen changed (the mount server logs it). */
+  onStale?: (reason: string) => void;
 
   private constructor(
     readonly path: string,
     private readonly handle: fsp.FileHandle,
     readonly size: number,
     readonly mtimeMs: number,
+    private stamp: FileStamp,
   ) {}
 
   static async open(path: string): Promise<FileSource> {
@@ -51,9 +90,11 @@ export class FileSource implements ByteSource {
     // nothing for regular files, and anything else is refused just below.
     const handle = await fsp.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      const st = await handle.stat();
+      const st = await handle.stat({ bigint: true });
       if (!st.isFile()) throw new Error(`${path}: not a regular file`);
-      return new FileSource(path, handle, st.size, st.mtimeMs);
+      // mtimeMs as Node computes it for a plain stat (index cache keys are made of it).
+      const mtimeMs = Number(st.mtimeNs / 1_000_000_000n) * 1e3 + Number(st.mtimeNs % 1_000_000_000n) / 1e6;
+      return new FileSource(path, handle, Number(st.size), mtimeMs, stampOf(st));
     } catch (err) {
       await handle.close();
       throw err;
@@ -72,6 +113,29 @@ export class FileSource implements ByteSource {
     return { file: this, start: 0 };
   }
 
+  /**
+   * Whether the open file is still the one that was indexed: one fstat of our own descriptor
+   * (a few microseconds; synchronous, so it also fits the FUSE fast path). Returns why it can no
+   * longer be trusted, or undefined. Once changed it stays changed, even if the stat comes back.
+   */
+  verifyUnchanged(): string | undefined {
+    if (this.staleReason) return this.staleReason;
+    let change: string | undefined;
+    try {
+      const now = stampOf(fs.fstatSync(this.handle.fd, { bigint: true }));
+      change = stampChange(this.stamp, now);
+      // Only the link count moved (and ctime with it): compare with that from now on.
+      if (!change && now.ctimeNs !== this.stamp.ctimeNs) this.stamp = now;
+    } catch (err) {
+      change = `cannot stat: ${(err as Error).message}`;
+    }
+    if (change) {
+      this.staleReason = `${this.path} changed since it was opened (${change}); remount it`;
+      this.onStale?.(this.staleReason);
+    }
+    return this.staleReason;
+  }
+
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     if (this.staleReason) throw new Error(this.staleReason);
     const want = Math.max(0, Math.min(length, this.size - position));
@@ -80,10 +144,13 @@ export class FileSource implements ByteSource {
       const { bytesRead } = await this.handle.read(buf, offset + done, want - done, position + done);
       if (bytesRead === 0) {
         // The file shrank under us (replaced or truncated while mounted): never pretend it is zeros.
-        throw new Error(`${this.path}: unexpected end of file at byte ${position + done} (file changed?)`);
+        throw new Error(this.verifyUnchanged() ?? `${this.path}: unexpected end of file at byte ${position + done} (file changed?)`);
       }
       done += bytesRead;
     }
+    // The bytes are in: before anyone sees them, make sure they came from the indexed file.
+    const stale = this.verifyUnchanged();
+    if (stale) throw new Error(stale);
     return done;
   }
 
@@ -104,14 +171,10 @@ export class FileSource implements ByteSource {
    * bytes through our descriptor, which is only worth a note.
    */
   async checkUnchanged(): Promise<{ stale?: string; note?: string }> {
-    if (this.staleReason) return { stale: this.staleReason };
-    const st = await this.handle.stat();
-    if (st.size !== this.size || st.mtimeMs !== this.mtimeMs) {
-      this.staleReason = `${this.path} changed since it was opened (size ${this.size} -> ${st.size}); remount it`;
-      return { stale: this.staleReason };
-    }
-    const named = await fsp.stat(this.path).catch(() => undefined);
-    if (!named || named.ino !== st.ino) return { note: `${this.path} was removed or replaced; still serving the original bytes` };
+    const stale = this.verifyUnchanged();
+    if (stale) return { stale };
+    const named = await fsp.stat(this.path, { bigint: true }).catch(() => undefined);
+    if (!named || named.ino !== this.stamp.ino || named.dev !== this.stamp.dev) return { note: `${this.path} was removed or replaced; still serving the original bytes` };
     return {};
   }
 

@@ -1,10 +1,10 @@
+import type { IndexedLayer } from '../layers/index-layer';
 import { parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
-import type { TarIndex } from '../tar/tar-index';
 import { whiteoutMeaning } from '../union/whiteout';
+import { compareVersions, describeChanges, entryVersion, IMPLICIT_DIRECTORY, READDED, type ChangeField, type PathVersion } from './compare';
 import type { ChangeKind } from './diff';
 import { displayPath } from './format';
-
 
 /** One thing a layer did to the blamed path or to something below it. */
 export interface BlameChange {
@@ -13,21 +13,15 @@ export interface BlameChange {
   path: string;
   /** For D: the whiteout or opaque marker (or the entry that replaced a parent) that removed it. */
   by?: string;
+  /** For M: which fields differ (compare.ts); for R: none. */
+  changed?: ChangeField[];
+  /** For M: the same in words (`mode 0644 -> 0755`); for R: `re-added, same content`. */
+  details?: string[];
 }
 
 export interface BlameLayer {
   position: number;
   changes: BlameChange[];
-}
-
-/** What blame remembers of a path: enough to tell a real change from a re-listed directory. */
-interface Meta {
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  link?: string;
 }
 
 const isUnder = (path: string, dir: string) => dir === '' ? path !== '' : path.startsWith(`${dir}/`);
@@ -39,20 +33,22 @@ const isUnder = (path: string, dir: string) => dir === '' ? path !== '' : path.s
  * whatever subtree was at its path) but keeps only the paths that matter: the target, what is
  * below it, and its parents, since whiting out or replacing a parent deletes the target too.
  *
- * A path counts as changed (M) when a layer writes it again as a non-directory (its bytes may
- * differ) or gives it a different type, mode, owner, size or link target; a directory that a
- * layer only lists again because something below it changed is not a change of its own.
+ * A path present before and after a layer is compared the way `diff` compares it
+ * (compareVersions: content, mode, owner, type, link target, xattrs): M with what differs, or,
+ * when the layer wrote it again as a non-directory and nothing differs, R (re-added, same
+ * content). A directory that a layer only lists again because something below it changed is not
+ * a change of its own.
  */
-export function blame(layers: readonly TarIndex[], positions: readonly number[], target: string): BlameLayer[] {
+export async function blame(layers: readonly Pick<IndexedLayer, 'index' | 'stream' | 'descriptor'>[], positions: readonly number[], target: string): Promise<BlameLayer[]> {
   const relevant = (p: string) => p === target || isUnder(p, target) || isUnder(target, p);
   const reported = (p: string) => p === target || isUnder(p, target);
-  const state = new Map<string, Meta>();
+  const state = new Map<string, PathVersion>();
   const result: BlameLayer[] = [];
 
   for (const position of positions) {
-    const index = layers[position];
+    const index = layers[position].index;
     /** Paths this layer touched, with what they were before it (undefined: absent). */
-    const prior = new Map<string, Meta | undefined>();
+    const prior = new Map<string, PathVersion | undefined>();
     const rewritten = new Set<string>();
     const removedBy = new Map<string, string>();
     const touch = (p: string) => {
@@ -69,10 +65,10 @@ export function blame(layers: readonly TarIndex[], positions: readonly number[],
     };
     const ensureParents = (p: string) => {
       const missing: string[] = [];
-      for (let dir = parentOf(p); dir !== ''; dir = parentOf(dir)) if (state.get(dir)?.type !== EntryType.Directory) missing.push(dir);
+      for (let dir = parentOf(p); dir !== ''; dir = parentOf(dir)) if (state.get(dir)?.meta.type !== EntryType.Directory) missing.push(dir);
       for (const dir of missing.reverse()) {
         touch(dir);
-        state.set(dir, { type: EntryType.Directory, mode: 0o755, uid: 0, gid: 0, size: 0 });
+        state.set(dir, IMPLICIT_DIRECTORY);
       }
     };
 
@@ -97,31 +93,30 @@ export function blame(layers: readonly TarIndex[], positions: readonly number[],
     for (const i of whiteouts) remove(targets.get(i)!, index.path(i), true);
     for (const i of opaque) {
       const dir = parentOf(index.path(i));
-      if (dir !== '' && state.get(dir)?.type !== EntryType.Directory) {
+      if (dir !== '' && state.get(dir)?.meta.type !== EntryType.Directory) {
         ensureParents(dir);
         touch(dir);
-        state.set(dir, { type: EntryType.Directory, mode: 0o755, uid: 0, gid: 0, size: 0 });
+        state.set(dir, IMPLICIT_DIRECTORY);
       }
     }
     for (const i of adds) {
       const path = index.path(i);
       if (path === '') continue;
       const type = index.type(i);
-      const meta: Meta = { type: type === EntryType.HardLink ? EntryType.File : type, mode: index.modes[i], uid: index.uids[i], gid: index.gids[i], size: index.sizes[i] };
-      const link = index.extras.get(i)?.linkname;
-      if (type === EntryType.Symlink) meta.link = link;
+      let version = entryVersion(layers, position, i);
       if (type === EntryType.HardLink) {
-        // A hard link shows its target's metadata; keep the target's size when it is known.
+        // A hard link is its target, as in the merged tree: the same file, metadata and bytes.
+        const link = index.extras.get(i)?.linkname;
         const t = link !== undefined ? state.get(link) : undefined;
-        if (t) meta.size = t.size;
+        if (t && t.meta.type !== EntryType.Directory) version = t;
       }
       ensureParents(path);
       const existing = state.get(path);
       touch(path);
       // Only a directory has anything below it to lose; a directory over a directory merges.
-      if (existing?.type === EntryType.Directory && type !== EntryType.Directory) remove(path, index.path(i), false);
+      if (existing?.meta.type === EntryType.Directory && type !== EntryType.Directory) remove(path, index.path(i), false);
       if (type !== EntryType.Directory) rewritten.add(path);
-      state.set(path, meta);
+      state.set(path, version);
     }
 
     const changes: BlameChange[] = [];
@@ -130,7 +125,11 @@ export function blame(layers: readonly TarIndex[], positions: readonly number[],
       const after = state.get(path);
       if (!before && after) changes.push({ kind: 'A', path: displayPath(path) });
       else if (before && !after) changes.push({ kind: 'D', path: displayPath(path), by: displayPath(removedBy.get(path) ?? path) });
-      else if (before && after && (rewritten.has(path) || differs(before, after))) changes.push({ kind: 'M', path: displayPath(path) });
+      else if (before && after) {
+        const changed = await compareVersions(before, after);
+        if (changed.length) changes.push({ kind: 'M', path: displayPath(path), changed, details: describeChanges(changed, before, after) });
+        else if (rewritten.has(path)) changes.push({ kind: 'R', path: displayPath(path), changed, details: [READDED] });
+      }
     }
     if (changes.length) {
       changes.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
@@ -138,10 +137,6 @@ export function blame(layers: readonly TarIndex[], positions: readonly number[],
     }
   }
   return result;
-}
-
-function differs(a: Meta, b: Meta): boolean {
-  return a.type !== b.type || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.size !== b.size || a.link !== b.link;
 }
 
 /**

@@ -4,11 +4,12 @@ import { EntryType } from '../tar/entry';
 import type { TarIndex } from '../tar/tar-index';
 import { buildTree } from '../union/build';
 import type { Tree } from '../union/tree';
-import { metaChanges, nodeMeta, type NodeMeta } from './compare';
-import { sameContent } from './content';
+import { whiteoutMeaning } from '../union/whiteout';
+import { compareVersions, describeChanges, nodeMeta, READDED, treeVersion, type ChangeField, type NodeMeta } from './compare';
 import { displayPath } from './format';
 
-export type ChangeKind = 'A' | 'M' | 'D';
+/** A added, M modified (see compare.ts for what counts), D deleted, R re-added with nothing changed. */
+export type ChangeKind = 'A' | 'M' | 'D' | 'R';
 
 export interface DiffEntry {
   kind: ChangeKind;
@@ -16,7 +17,9 @@ export interface DiffEntry {
   path: string;
   before?: NodeMeta;
   after?: NodeMeta;
-  /** For M: what differs, in words (`mode 0644 -> 0755`, `content`). */
+  /** For M: which fields differ (compareVersions); empty otherwise. */
+  changed: ChangeField[];
+  /** For M: the same in words (`mode 0644 -> 0755`, `content`); for R: `re-added, same content`. */
   changes: string[];
 }
 
@@ -32,6 +35,11 @@ export interface DiffOptions {
    * a layer diff answers from the layer's own paths, so untouched subtrees are never walked.
    */
   descendInto?: (path: string) => boolean;
+  /**
+   * Paths (as stored, '' for the root) the `b` side wrote again: a layer diff passes its layer's
+   * non-directory paths, so that one written again with nothing changed is listed as R.
+   */
+  rewritten?: (path: string) => boolean;
 }
 
 /**
@@ -46,9 +54,9 @@ function identity(side: TreeSide, node: number): string | undefined {
 
 /**
  * What differs from tree `a` to tree `b`, path by path in name order: A (only in b), D (only
- * in a, each path below a removed directory too), M (in both, with a different type, mode,
- * owner, size, link target or device, or equal sizes but different bytes, which are then read
- * from both sides in chunks).
+ * in a, each path below a removed directory too), M (in both, and compareVersions finds a
+ * difference: content, mode, owner, type, link target or xattrs), R (in both with no difference,
+ * but written again on the `b` side, see DiffOptions.rewritten).
  */
 export async function diffTrees(a: TreeSide, b: TreeSide, opts: DiffOptions = {}): Promise<DiffEntry[]> {
   const out: DiffEntry[] = [];
@@ -58,7 +66,7 @@ export async function diffTrees(a: TreeSide, b: TreeSide, opts: DiffOptions = {}
     for (const n of side.tree.walk(node)) {
       if (n === node && !includeSelf) continue;
       const meta = nodeMeta(side.tree, n);
-      out.push({ kind, path: displayPath(side.tree.path(n)), ...(kind === 'A' ? { after: meta } : { before: meta }), changes: [] });
+      out.push({ kind, path: displayPath(side.tree.path(n)), ...(kind === 'A' ? { after: meta } : { before: meta }), changed: [], changes: [] });
     }
   };
 
@@ -69,11 +77,11 @@ export async function diffTrees(a: TreeSide, b: TreeSide, opts: DiffOptions = {}
     const am = nodeMeta(a.tree, an);
     const bm = nodeMeta(b.tree, bn);
     if (!sameSource) {
-      const changes = metaChanges(am, bm);
-      if (changes.length === 0 && am.type === EntryType.File && am.size > 0) {
-        if (!(await sameContent({ view: a.view, tree: a.tree, node: an }, { view: b.view, tree: b.tree, node: bn }, am.size))) changes.push('content');
-      }
-      if (changes.length) out.push({ kind: 'M', path: displayPath(path), before: am, after: bm, changes });
+      const av = treeVersion(a.view, a.tree, an);
+      const bv = treeVersion(b.view, b.tree, bn);
+      const changed = await compareVersions(av, bv);
+      if (changed.length) out.push({ kind: 'M', path: displayPath(path), before: am, after: bm, changed, changes: describeChanges(changed, av, bv) });
+      else if (bm.type !== EntryType.Directory && opts.rewritten?.(path)) out.push({ kind: 'R', path: displayPath(path), before: am, after: bm, changed, changes: [READDED] });
       if (am.type !== bm.type) {
         // A directory turned into something else (or back): what was below it went or came with it.
         if (am.type === EntryType.Directory) whole(a, an, 'D', false);
@@ -131,6 +139,15 @@ export function touchedDirectories(index: TarIndex): Set<string> {
   return dirs;
 }
 
+/** The paths a layer's tar writes as something other than a directory (whiteout markers are not written paths). */
+export function writtenPaths(index: TarIndex): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i < index.count; i++) {
+    if (index.type(i) !== EntryType.Directory && whiteoutMeaning(index.path(i)).kind === 'entry') out.add(index.path(i));
+  }
+  return out;
+}
+
 export interface LayerDiff {
   position: number;
   entries: DiffEntry[];
@@ -148,6 +165,7 @@ export async function diffLayer(view: ImageView, position: number, applied: read
   const base = before ?? treeOfLayers(view, below);
   const after = treeOfLayers(view, [...below, position]);
   const touched = touchedDirectories(view.layers[position].index);
-  const entries = await diffTrees({ view, tree: base }, { view, tree: after }, { descendInto: (p) => touched.has(p) });
+  const written = writtenPaths(view.layers[position].index);
+  const entries = await diffTrees({ view, tree: base }, { view, tree: after }, { descendInto: (p) => touched.has(p), rewritten: (p) => written.has(p) });
   return { position, entries, after };
 }

@@ -1,6 +1,6 @@
 // Test fixture builder: writes real container image archives (docker save in its various
 // ages, skopeo, kaniko, OCI) from a declarative description. Output imitates the real samples
-// in /work/shared/fixtures; everything is deterministic so tests can compare digests.
+// in test/fixtures; everything is deterministic so tests can compare digests.
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';

@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'ocimount');
-export const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures');
+/** Real archives the tests read, carried by the project (see test/fixtures/README.md). */
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
 const execFileP = promisify(execFile);
 
