@@ -4,7 +4,7 @@ import { stepForLayer } from '../image/history';
 import { blame, headlineChange, type BlameChange } from '../query/blame';
 import { alignColumns, displayPath, oneLine, shortDigest } from '../query/format';
 import { imagePath, resolvePath } from '../query/resolve';
-import { nameFromText } from '../names';
+import { displayName, nameFromText, nameToText } from '../names';
 import { baseName, joinPath, parentOf } from '../paths';
 import type { ImageView } from '../engine';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
@@ -72,7 +72,7 @@ function storedPath(view: ImageView, userPath: string): string {
 async function run(view: ImageView, userPath: string, opts: BlameOptions): Promise<void> {
   const target = storedPath(view, userPath);
   const layers = await blame(view.layers, view.applied, target);
-  if (layers.length === 0) throw new NotFoundError(`${displayPath(target)}: no layer added, changed or deleted it`);
+  if (layers.length === 0) throw new NotFoundError(`${displayName(displayPath(target))}: no layer added, changed or deleted it`);
   const info = (position: number) => {
     const step = stepForLayer(view.image.history, position);
     return { diffId: view.layers[position].descriptor.diffId, created: step?.created ?? null, createdBy: step?.createdBy ?? null };
@@ -80,12 +80,16 @@ async function run(view: ImageView, userPath: string, opts: BlameOptions): Promi
   if (opts.json) {
     const out = layers.map((l) => {
       const head = headlineChange(l.changes, target);
-      return { position: l.position, ...info(l.position), kind: head.kind, path: head.path, ...(head.changed && { changed: head.changed }), changes: l.changes };
+      const text = (c: BlameChange) => ({ ...c, path: nameToText(c.path), ...(c.by !== undefined && { by: nameToText(c.by) }) });
+      return { position: l.position, ...info(l.position), kind: head.kind, path: nameToText(head.path), ...(head.changed && { changed: head.changed }), changes: l.changes.map(text) };
     });
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return;
   }
-  const describe = (c: BlameChange) => (c.by && c.by !== c.path ? `${c.path} (by ${c.by})` : c.details?.length ? `${c.path} (${c.details.join(', ')})` : c.path);
+  const describe = (c: BlameChange) => {
+    const path = displayName(c.path);
+    return c.by && c.by !== c.path ? `${path} (by ${displayName(c.by)})` : c.details?.length ? `${path} (${c.details.join(', ')})` : path;
+  };
   const rows: string[][] = [];
   for (const l of layers) {
     const { diffId, createdBy } = info(l.position);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { displayName, nameToText } from '../names';
 import { ImageArchive, ImageView } from '../engine';
 import { UsageError } from '../errors';
 import { stepForLayer } from '../image/history';
@@ -77,7 +78,7 @@ export function registerDiff(program: Command): Command {
 function entryJson(e: DiffEntry): Record<string, unknown> {
   return {
     kind: e.kind,
-    path: e.path,
+    path: nameToText(e.path),
     size: (e.after ?? e.before)!.size,
     ...(e.before && { before: metaJson(e.before) }),
     ...(e.after && { after: metaJson(e.after) }),
@@ -90,7 +91,7 @@ function entryLines(entries: DiffEntry[]): string[] {
   const rows = entries.map((e) => {
     const meta = (e.after ?? e.before)!;
     const size = meta.type === EntryType.Directory ? '-' : String(meta.size);
-    return [e.kind, size, e.path + (e.changes.length ? `  (${e.changes.join(', ')})` : '')];
+    return [e.kind, size, displayName(e.path) + (e.changes.length ? `  (${e.changes.join(', ')})` : '')];
   });
   return alignColumns(rows, [false, true]);
 }

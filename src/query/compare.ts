@@ -1,4 +1,5 @@
 import type { ImageView } from '../engine';
+import { displayName, nameToText } from '../names';
 import type { IndexedLayer } from '../layers/index-layer';
 import { EntryType, typeName } from '../tar/entry';
 import { readEntryContent } from '../union/content';
@@ -165,9 +166,9 @@ export function describeChanges(fields: readonly ChangeField[], a: PathVersion, 
       case 'owner':
         return `owner ${a.meta.uid}:${a.meta.gid} -> ${b.meta.uid}:${b.meta.gid}`;
       case 'target':
-        return `target ${a.meta.target} -> ${b.meta.target}`;
+        return `target ${displayName(a.meta.target ?? '')} -> ${displayName(b.meta.target ?? '')}`;
       case 'xattrs':
-        return `xattrs ${changedXattrs(a.xattrs, b.xattrs).join(' ')}`;
+        return `xattrs ${changedXattrs(a.xattrs, b.xattrs).map(displayName).join(' ')}`;
     }
   });
 }
@@ -180,7 +181,7 @@ export function metaJson(m: NodeMeta): Record<string, unknown> {
     uid: m.uid,
     gid: m.gid,
     size: m.size,
-    ...(m.target !== undefined && { target: m.target }),
+    ...(m.target !== undefined && { target: nameToText(m.target) }),
     ...(m.devmajor !== undefined && { devmajor: m.devmajor, devminor: m.devminor }),
   };
 }
