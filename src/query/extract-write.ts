@@ -53,7 +53,7 @@ function describeErrno(err: NodeJS.ErrnoException): string {
 }
 
 /**
- * The mtime as Node's utimes takes it: fractional seconds (exact to about 0.1 µs), or a Date
+ * The mtime as Node's utimes takes it: fractional seconds (set to the microsecond), or a Date
  * before 1970, since Node reads a negative number as "now".
  */
 function seconds(st: { mtime: number; mtimeNsec: number }): number | Date {
