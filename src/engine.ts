@@ -1,7 +1,7 @@
 import { ArchiveError, type ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
 import type { IndexCache } from './cache/index-cache';
-import { createSpanCache } from './compress/stream';
+import { createSpanCache } from './compress/piece-cache';
 import type { FileSource } from './io/byte-source';
 import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';

@@ -4,15 +4,9 @@ import * as path from 'node:path';
 import { ArchiveError, type ArchiveFiles } from '../archive/archive-files';
 import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
 import { detectCompression } from '../compress/detect';
-import {
-  createSeekIndexBuilder,
-  decodeSeekIndex,
-  encodeSeekIndex,
-  openRandomAccess,
-  type SeekIndex,
-  type SpanCache,
-  type ZstdSpillOptions,
-} from '../compress/stream';
+import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess } from '../compress/codecs';
+import type { SpanCache } from '../compress/piece-cache';
+import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import type { LayerDescriptor } from '../image/model';
 import { scanTar } from '../tar/scan';
