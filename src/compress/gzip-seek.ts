@@ -10,7 +10,8 @@
  * 32 KiB of output of that member (the deflate window; stored raw-deflate compressed), the
  * compressed byte where the span ends, and the span's CRC-32. Node's native zlib cannot be used
  * for this pass: it exposes neither data_type nor inflatePrime, so it cannot tell where in a byte
- * a block ends. pako inflates at ~1/3 of native speed; that is the price of a sound index.
+ * a block ends. pako, in JavaScript on the main thread, inflates well below native speed (figures
+ * in bench/README.md); that is the price of a sound index.
  * Headers are parsed here (FEXTRA, FNAME, FCOMMENT, FHCRC checked), members are inflated raw and
  * each member's CRC-32 and ISIZE are checked (CRC via zlib.crc32 of each span, combined).
  * Every member starts with a checkpoint (empty window), so a span never crosses members.
@@ -28,12 +29,12 @@
  * The decoded span must have the recorded length and CRC-32, so a changed or corrupt archive is
  * reported, never served.
  *
- * Costs (bench/compress-spans.ts, 256 MiB payload, busy 2-core machine): the index pass runs at
- * ~1/2-1/3 of native gunzip speed (pako, ~70-100 MB/s of output); the index holds one compressed
- * 32 KiB window per span (~8 MiB per GiB of uncompressed data at 2 MiB spans, less for text);
- * a cold read inflates one span: spanBytes plus at most one deflate block (zlib's blocks hold
- * 16K symbols, so up to ~4 MiB more for extremely compressible data; other encoders may write
- * larger blocks, which then make larger spans), a median of ~6.5 ms for a cold 4 KiB read.
+ * Costs (measured in bench/compress-spans.ts and bench/compressed.ts; figures in bench/README.md):
+ * the index pass runs at pako's speed, below native gunzip; the index holds one compressed
+ * 32 KiB window per span, so it shrinks as spans grow; a cold read inflates one span: spanBytes
+ * plus at most one deflate block (zlib's blocks hold 16K symbols, so up to ~4 MiB more for
+ * extremely compressible data; other encoders may write larger blocks, which then make larger
+ * spans), so its latency grows with spanBytes.
  * Not supported: compression methods other than deflate (gzip has no others in use).
  */
 import * as zlib from 'node:zlib';

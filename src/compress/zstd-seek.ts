@@ -14,7 +14,8 @@
  * The frame checksum (if present) is checked by zstd. After the last frame: zero padding is
  * ignored (`trailingBytes`); any other data is an error, as it is for zstd(1).
  *
- * Random read (ZstdRandomAccess), measured in bench/compress-spans.ts:
+ * Random read (ZstdRandomAccess; measured in bench/compress-spans.ts and bench/compressed.ts, figures
+ * in bench/README.md):
  *  - Frames up to 2 x chunkBytes (8 MiB by default; pzstd writes 8 MiB frames, zstd --seekable
  *    and estargz/zstd:chunked layers use smaller ones) are decoded whole on a miss and cached:
  *    one frame per cold read, like a gzip span.
@@ -23,8 +24,8 @@
  *    small pool of live decoders ("cursors") remembers where each stopped, so reading a file front
  *    to back continues where the previous chunk ended. A miss behind every cursor has no choice
  *    but to decode the frame from its start up to the chunk: cold random reads in a single-frame
- *    layer cost O(offset), ~1 s per GiB skipped. Decoding is synchronous (zstd-napi), so long
- *    runs yield to the event loop every couple of MiB.
+ *    layer cost O(offset), about what `zstd -dc | head -c offset` costs. Decoding is synchronous
+ *    (zstd-napi), so long runs yield to the event loop every couple of MiB.
  *  - Spill file (`spill: { path, maxBytes }`, recommended for single-frame layers): the
  *    uncompressed stream is kept in a file and served with pread. Cheapest is to let the index
  *    pass write it (`createSeekIndexBuilder('zstd', src, { spill })`: the pass decompresses
@@ -32,7 +33,8 @@
  *    read at offset X first decodes everything before X, once) and renames it to `path` when
  *    complete; a later reader finds `path` with the right size and uses it directly. The path
  *    must be unique per blob (name it by digest). Streams larger than maxBytes, or any spill
- *    I/O error, fall back to frame/chunk decoding (reported through `onWarning`).
+ *    I/O error, fall back to frame/chunk decoding (reported through `onWarning`). The file
+ *    itself is SpillFile (zstd-spill.ts).
  */
 import * as binding from 'zstd-napi/binding';
 import type { ByteSource } from '../io/byte-source';
