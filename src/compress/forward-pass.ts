@@ -184,3 +184,48 @@ export class CompressedCursor {
     this.off = 0;
   }
 }
+
+/**
+ * What every codec's index pass does the same way: the tar scanner reads the uncompressed
+ * stream from a ForwardQueue that `produce` (the codec's decompression step) fills, reading the
+ * compressed bytes through a CompressedCursor; the size is known once the stream has ended.
+ */
+export abstract class ForwardPass {
+  protected readonly cur: CompressedCursor;
+  protected readonly q: ForwardQueue;
+  private finished = false;
+
+  constructor(
+    private readonly what: string,
+    src: ByteSource,
+    inBytes: number,
+    onProgress?: (compressedDone: number) => void,
+  ) {
+    this.cur = new CompressedCursor(src, inBytes, onProgress);
+    this.q = new ForwardQueue(what, () => this.produce());
+  }
+
+  /** Decompresses a bounded amount more into `q`; false once the stream has ended. */
+  protected abstract produce(): Promise<boolean>;
+
+  /** Uncompressed size, known only once the stream has been decompressed to its end. */
+  get size(): number | undefined {
+    return this.q.ended ? this.q.total : undefined;
+  }
+
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return this.q.read(buf, offset, length, position);
+  }
+
+  /** Ends the pass for good; finishing after this throws. */
+  protected stop(): void {
+    this.finished = true;
+  }
+
+  /** The first step of `finish()`, once only: decompresses the rest, checking it to its end. */
+  protected async drain(): Promise<void> {
+    if (this.finished) throw new Error(`${this.what}: finish() called twice`);
+    this.finished = true;
+    await this.q.drain();
+  }
+}

@@ -43,7 +43,7 @@ import * as pako from 'pako';
 import type { ByteSource } from '../io/byte-source';
 import type { ByteReader, ByteWriter } from './byte-codec';
 import { crc32Combine } from './crc';
-import { CompressedCursor, ForwardQueue } from './forward-pass';
+import { ForwardPass } from './forward-pass';
 import type {
   GzipCheckpoint,
   GzipSeekIndex,
@@ -77,9 +77,7 @@ interface PendingCheckpoint extends GzipCheckpoint {
   member: number;
 }
 
-export class GzipSeekIndexBuilder implements SeekIndexBuilder {
-  private readonly q: ForwardQueue;
-  private readonly cur: CompressedCursor;
+export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilder {
   private readonly spanBytes: number;
   private phase: 'header' | 'deflate' | 'trailer' | 'done' = 'header';
   private strm: pako.ZStream | undefined;
@@ -97,34 +95,22 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
   private readonly cps: PendingCheckpoint[] = [];
   private readonly jobs: Promise<void>[] = [];
   private jobError: unknown;
-  private finished = false;
 
   constructor(
     private readonly src: ByteSource,
     opts: SeekIndexBuilderOptions = {},
   ) {
+    super('gzip', src, IN_BYTES, opts.onProgress);
     this.spanBytes = Math.max(64 * 1024, Math.floor(opts.spanBytes ?? DEFAULT_SPAN_BYTES));
-    this.cur = new CompressedCursor(src, IN_BYTES, opts.onProgress);
-    this.q = new ForwardQueue('gzip', () => this.produce());
-  }
-
-  get size(): number | undefined {
-    return this.q.ended ? this.q.total : undefined;
-  }
-
-  read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return this.q.read(buf, offset, length, position);
   }
 
   async abort(): Promise<void> {
-    this.finished = true;
+    this.stop();
     await Promise.all(this.jobs);
   }
 
   async finish(): Promise<GzipSeekIndex> {
-    if (this.finished) throw new Error('gzip: finish() called twice');
-    this.finished = true;
-    await this.q.drain();
+    await this.drain();
     await Promise.all(this.jobs);
     if (this.jobError !== undefined) throw this.jobError;
     const checkpoints: GzipCheckpoint[] = [];
@@ -145,7 +131,7 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
     };
   }
 
-  private async produce(): Promise<boolean> {
+  protected async produce(): Promise<boolean> {
     switch (this.phase) {
       case 'header': {
         if (!(await this.parseHeader())) {

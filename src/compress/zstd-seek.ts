@@ -39,7 +39,7 @@
 import * as binding from 'zstd-napi/binding';
 import type { ByteSource } from '../io/byte-source';
 import type { ByteReader, ByteWriter } from './byte-codec';
-import { CompressedCursor, ForwardQueue } from './forward-pass';
+import { ForwardPass } from './forward-pass';
 import type {
   RandomAccessOptions,
   RandomAccessSource,
@@ -85,9 +85,7 @@ export function wholeFrameLimit(chunkBytes: number): number {
   return 2 * chunkBytes;
 }
 
-export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
-  private readonly q: ForwardQueue;
-  private readonly cur: CompressedCursor;
+export class ZstdSeekIndexBuilder extends ForwardPass implements SeekIndexBuilder {
   private readonly dctx = newDCtx();
   private phase: 'frame-start' | 'frame' | 'done' = 'frame-start';
   private outBuf = Buffer.allocUnsafe(OUT_BYTES);
@@ -97,7 +95,6 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
   private frameUOff = 0;
   private readonly frames: ZstdFrame[] = [];
   private trailing = 0;
-  private finished = false;
   private spill: SpillFile | undefined;
   private readonly spillMaxBytes: number | undefined;
 
@@ -105,30 +102,19 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
     private readonly src: ByteSource,
     opts: SeekIndexBuilderOptions = {},
   ) {
-    this.cur = new CompressedCursor(src, IN_BYTES, opts.onProgress);
-    this.q = new ForwardQueue('zstd', () => this.produce());
+    super('zstd', src, IN_BYTES, opts.onProgress);
     if (opts.spill) this.spill = new SpillFile(opts.spill.path);
     this.spillMaxBytes = opts.spill?.maxBytes;
   }
 
-  get size(): number | undefined {
-    return this.q.ended ? this.q.total : undefined;
-  }
-
-  read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return this.q.read(buf, offset, length, position);
-  }
-
   async abort(): Promise<void> {
-    this.finished = true;
+    this.stop();
     await this.dropSpill();
   }
 
   async finish(): Promise<ZstdSeekIndex> {
-    if (this.finished) throw new Error('zstd: finish() called twice');
-    this.finished = true;
     try {
-      await this.q.drain();
+      await this.drain();
     } catch (err) {
       await this.dropSpill();
       throw err;
@@ -174,7 +160,7 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
     await spill?.discard();
   }
 
-  private async produce(): Promise<boolean> {
+  protected async produce(): Promise<boolean> {
     const cur = this.cur;
     if (this.phase === 'done') return false;
     if (this.phase === 'frame-start') {
