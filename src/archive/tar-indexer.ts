@@ -114,9 +114,9 @@ export class TarIndexer {
         if (spill && fs.existsSync(spill.path)) await fs.promises.rename(spill.path, this.spillPath(cache!, key));
       }
     }
-    // Reads use a kept copy when there is one, and never start one themselves: a copy made from
-    // bytes nobody hashed could end up serving another archive.
-    const kept = compression === 'zstd' && this.spillMaxBytes !== undefined && cache && key && fs.existsSync(this.spillPath(cache, key));
+    // Reads use a kept copy when there is one (only indexers that keep copies look), and never
+    // start one themselves: a copy made from bytes nobody hashed could serve another archive.
+    const kept = compression === 'zstd' && this.opts.spillMaxBytes !== undefined && cache && key && fs.existsSync(this.spillPath(cache, key));
     const stream =
       compression === 'none'
         ? stored
@@ -130,10 +130,6 @@ export class TarIndexer {
     return { compression, scan: found.scan, stream, key, digest: found.digest };
   }
 
-  private get spillMaxBytes(): number | undefined {
-    return this.opts.spillMaxBytes;
-  }
-
   private spillPath(cache: IndexCache, key: string): string {
     return path.join(cache.dir, 'zstd', `${key}.tar`);
   }
@@ -144,8 +140,8 @@ export class TarIndexer {
    * may decide the key is proven).
    */
   private async passSpill(cache: IndexCache, compression: TarCompression): Promise<ZstdSpillOptions | undefined> {
-    if (compression !== 'zstd' || this.spillMaxBytes === undefined) return undefined;
-    const spill = { path: path.join(cache.dir, 'zstd', `pass-${process.pid}-${++this.passes}-${Date.now()}.tar`), maxBytes: this.spillMaxBytes };
+    if (compression !== 'zstd' || this.opts.spillMaxBytes === undefined) return undefined;
+    const spill = { path: path.join(cache.dir, 'zstd', `pass-${process.pid}-${++this.passes}-${Date.now()}.tar`), maxBytes: this.opts.spillMaxBytes };
     await fs.promises.mkdir(path.dirname(spill.path), { recursive: true });
     return spill;
   }
