@@ -17,16 +17,9 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as zstd from 'zstd-napi';
 import { FileSource } from '../src/io/byte-source';
-import {
-  createSeekIndexBuilder,
-  createSpanCache,
-  encodeSeekIndex,
-  openRandomAccess,
-  type CompressionKind,
-  type RandomAccessOptions,
-  type SeekIndex,
-  type SeekIndexBuilderOptions,
-} from '../src/compress/stream';
+import { createSeekIndexBuilder, encodeSeekIndex, openRandomAccess } from '../src/compress/codecs';
+import { createSpanCache } from '../src/compress/piece-cache';
+import type { CompressionKind, RandomAccessOptions, SeekIndex, SeekIndexBuilderOptions } from '../src/compress/types';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

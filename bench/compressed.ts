@@ -30,7 +30,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeEntry, IndexCache } from '../src/cache/index-cache';
-import { decodeSeekIndex } from '../src/compress/stream';
+import { decodeSeekIndex } from '../src/compress/codecs';
 import { ZstdRandomAccess } from '../src/compress/zstd-seek';
 import { ImageView } from '../src/engine';
 import { EntryType } from '../src/tar/entry';

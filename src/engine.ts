@@ -1,7 +1,7 @@
 import { ArchiveError, type ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
+import { TarIndexer } from './archive/tar-indexer';
 import type { IndexCache } from './cache/index-cache';
-import { createSpanCache } from './compress/stream';
 import type { FileSource } from './io/byte-source';
 import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';
@@ -9,7 +9,7 @@ import { loadImage } from './image/load';
 import type { Image, ImageRecord } from './image/model';
 import { checkConfigPlatform, selectImage, type ImageSelector } from './image/select';
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
-import { indexLayer, type IndexedLayer, type LayerIndexContext } from './layers/index-layer';
+import { indexLayer, type IndexedLayer } from './layers/index-layer';
 import { buildTree, type FileObj } from './union/build';
 import { readEntryContent } from './union/content';
 import type { Tree } from './union/tree';
@@ -110,17 +110,18 @@ export class ImageView {
     metaProblems.forEach(warn);
     const layers: IndexedLayer[] = [];
     const byBlob = new Map<string, IndexedLayer>();
-    const ctx: LayerIndexContext = {
+    const indexer = new TarIndexer({
       cache: opts.cache,
-      spans: createSpanCache(opts.spanCacheBytes ?? 256 * 1024 * 1024),
+      spanCacheBytes: opts.spanCacheBytes ?? 256 * 1024 * 1024,
       spillMaxBytes: opts.spillMaxBytes ?? 8 * 1024 ** 3,
-      log: opts.onNote ?? (() => undefined),
+      readAhead: true,
+      log: opts.onNote,
       onProgress: opts.onProgress,
-    };
+    });
     for (const d of image.layers) {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
-      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, ctx);
+      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, indexer);
       if (!seen) layer.warnings.forEach(warn);
       byBlob.set(d.blobPath, layer);
       layers.push(layer);

@@ -14,19 +14,11 @@ import * as zstd from 'zstd-napi';
 import { FileSource, type ByteSource } from '../src/io/byte-source';
 import { detectCompression } from '../src/compress/detect';
 import { alignmentPrefix } from '../src/compress/gzip-seek';
-import {
-  createSeekIndexBuilder,
-  createSpanCache,
-  crc32,
-  crc32Combine,
-  decodeSeekIndex,
-  encodeSeekIndex,
-  openRandomAccess,
-  type CompressionKind,
-  type GzipSeekIndex,
-  type SeekIndex,
-  type ZstdSeekIndex,
-} from '../src/compress/stream';
+import { crc32 } from 'node:zlib';
+import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess } from '../src/compress/codecs';
+import { crc32Combine } from '../src/compress/crc';
+import { createSpanCache } from '../src/compress/piece-cache';
+import type { CompressionKind, GzipSeekIndex, SeekIndex, ZstdSeekIndex } from '../src/compress/types';
 import type { ZstdRandomAccess } from '../src/compress/zstd-seek';
 
 const MiB = 1024 * 1024;

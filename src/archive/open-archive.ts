@@ -3,12 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
-import { detectCompression } from '../compress/detect';
-import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess, type SeekIndex } from '../compress/stream';
-import { FileSource, readExactly } from '../io/byte-source';
-import { scanTar, type TarScan } from '../tar/scan';
-import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
+import { FileSource } from '../io/byte-source';
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
+import { TarIndexer, detectTarCompression, isTarCompression, type CacheKeys } from './tar-indexer';
 
 const run = promisify(execFile);
 
@@ -38,8 +35,7 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
     throw new ArchiveError(`${location}: ${err.message}`);
   });
   try {
-    const head = await readExactly(file, 0, Math.min(1024, file.size), location);
-    let kind = detectCompression(head);
+    let kind = await detectTarCompression(file);
     const stamp = { size: st.size, mtimeMs: st.mtimeMs };
     if (kind === 'xz') {
       // No seekable xz reader here: decompress once into the cache and read that copy.
@@ -49,10 +45,12 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
       kind = 'none';
     }
     const close = () => file.close();
-    if (kind === 'none') return TarArchiveFiles.fromScan(location, await scanTar(file, location), file, stamp, close, file);
-    if (kind === 'gzip' || kind === 'zstd') {
-      const { scan, seek } = await outerIndex(file, kind, location, opts);
-      return TarArchiveFiles.fromScan(location, scan, openRandomAccess(kind, file, seek), stamp, close, file);
+    if (isTarCompression(kind)) {
+      // Only a compressed archive's index goes to the cache; a plain tar is scanned again on each open.
+      const keys = kind !== 'none' ? await outerCacheKeys(file, kind, location, opts.cache) : undefined;
+      const indexer = new TarIndexer({ cache: opts.cache, log: opts.log, onProgress: opts.onProgress });
+      const tar = await indexer.index(file, kind, location, keys, `${path.basename(location)} (${kind})`);
+      return TarArchiveFiles.fromScan(location, tar.scan, tar.stream, stamp, close, file);
     }
     throw new ArchiveError(
       kind === 'bzip2'
@@ -68,40 +66,11 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
   }
 }
 
-/** The outer tar's index and seek index of a compressed archive, from the cache or one pass. */
-async function outerIndex(
-  file: FileSource,
-  kind: 'gzip' | 'zstd',
-  location: string,
-  opts: ArchiveOpenOptions,
-): Promise<{ scan: TarScan; seek: SeekIndex }> {
-  const key = opts.cache && cacheKey({ kind: 'archive', compression: kind, path: path.resolve(location), size: file.size, mtimeMs: file.mtimeMs, sample: await sampleDigest(file) });
-  const hit = key ? await opts.cache!.get(key) : undefined;
-  if (hit && hit.sections.length === 2) {
-    try {
-      const scan = { index: decodeTarIndex(hit.sections[0]), warnings: (hit.meta.warnings as string[]) ?? [], endOffset: Number(hit.meta.endOffset) };
-      return { scan, seek: decodeSeekIndex(hit.sections[1]) };
-    } catch {
-      /* a cache entry that does not decode is rebuilt below */
-    }
-  }
-  const builder = createSeekIndexBuilder(kind, file, { onProgress: (done) => opts.onProgress?.(`${path.basename(location)} (${kind})`, done, file.size) });
-  let scan: TarScan;
-  let seek: SeekIndex;
-  try {
-    scan = await scanTar(builder, location);
-    seek = await builder.finish();
-  } catch (err) {
-    await builder.abort();
-    throw err;
-  }
-  if (key) {
-    await opts.cache!.put(key, {
-      meta: { what: 'compressed archive index', warnings: scan.warnings, endOffset: scan.endOffset },
-      sections: [encodeTarIndex(scan.index), encodeSeekIndex(seek)],
-    });
-  }
-  return { scan, seek };
+/** An outer archive's index is tied to the file (path, size, mtime, sampled content). */
+async function outerCacheKeys(file: FileSource, kind: 'gzip' | 'zstd', location: string, cache: IndexCache | undefined): Promise<CacheKeys | undefined> {
+  if (!cache) return undefined;
+  const key = cacheKey({ kind: 'archive', compression: kind, path: path.resolve(location), size: file.size, mtimeMs: file.mtimeMs, sample: await sampleDigest(file) });
+  return { lookup: key, store: key, meta: { what: 'compressed archive index' } };
 }
 
 /** Decompresses an xz archive into the cache folder (or the temp dir) with the `xz` tool. */

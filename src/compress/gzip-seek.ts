@@ -10,7 +10,8 @@
  * 32 KiB of output of that member (the deflate window; stored raw-deflate compressed), the
  * compressed byte where the span ends, and the span's CRC-32. Node's native zlib cannot be used
  * for this pass: it exposes neither data_type nor inflatePrime, so it cannot tell where in a byte
- * a block ends. pako inflates at ~1/3 of native speed; that is the price of a sound index.
+ * a block ends. pako, in JavaScript on the main thread, inflates well below native speed (figures
+ * in bench/README.md); that is the price of a sound index.
  * Headers are parsed here (FEXTRA, FNAME, FCOMMENT, FHCRC checked), members are inflated raw and
  * each member's CRC-32 and ISIZE are checked (CRC via zlib.crc32 of each span, combined).
  * Every member starts with a checkpoint (empty window), so a span never crosses members.
@@ -28,61 +29,37 @@
  * The decoded span must have the recorded length and CRC-32, so a changed or corrupt archive is
  * reported, never served.
  *
- * Costs (bench/compress-spans.ts, 256 MiB payload, busy 2-core machine): the index pass runs at
- * ~1/2-1/3 of native gunzip speed (pako, ~70-100 MB/s of output); the index holds one compressed
- * 32 KiB window per span (~8 MiB per GiB of uncompressed data at 2 MiB spans, less for text);
- * a cold read inflates one span: spanBytes plus at most one deflate block (zlib's blocks hold
- * 16K symbols, so up to ~4 MiB more for extremely compressible data; other encoders may write
- * larger blocks, which then make larger spans), a median of ~6.5 ms for a cold 4 KiB read.
+ * Costs (measured in bench/compress-spans.ts and bench/compressed.ts; figures in bench/README.md):
+ * the index pass runs at pako's speed, below native gunzip; the index holds one compressed
+ * 32 KiB window per span, so it shrinks as spans grow; a cold read inflates one span: spanBytes
+ * plus at most one deflate block (zlib's blocks hold 16K symbols, so up to ~4 MiB more for
+ * extremely compressible data; other encoders may write larger blocks, which then make larger
+ * spans), so its latency grows with spanBytes.
  * Not supported: compression methods other than deflate (gzip has no others in use).
  */
 import * as zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import * as pako from 'pako';
 import type { ByteSource } from '../io/byte-source';
-import {
-  CompressedCursor,
-  DEFAULT_SPAN_BYTES,
-  ForwardQueue,
-  crc32,
-  crc32Combine,
-  createSpanCache,
-  lastAtOrBefore,
-  type ByteReader,
-  type ByteWriter,
-  type RandomAccessOptions,
-  type SeekIndexBuilder,
-  type SeekIndexBuilderOptions,
-  type SpanCache,
-  PieceCache,
-} from './stream';
+import type { ByteReader, ByteWriter } from './byte-codec';
+import { crc32Combine } from './crc';
+import { ForwardPass } from './forward-pass';
+import type {
+  GzipCheckpoint,
+  GzipSeekIndex,
+  RandomAccessOptions,
+  RandomAccessSource,
+  SeekIndexBuilder,
+  SeekIndexBuilderOptions,
+} from './types';
+import { UnitReader, lastAtOrBefore, type Unit, type UnitCodec } from './unit-reader';
 
-export interface GzipCheckpoint {
-  /** Uncompressed offset where this span starts. */
-  out: number;
-  /** Compressed bit position of the deflate block boundary (8 * byte + bits into that byte). */
-  bitPos: number;
-  /** Compressed byte offset just past the last byte this span needs. */
-  inEnd: number;
-  /** CRC-32 of the span's uncompressed bytes. */
-  crc: number;
-  /** Length of the window (uncompressed bytes before `out` in the same member, at most 32 KiB). */
-  windowLen: number;
-  /** The window, raw-deflate compressed (empty when windowLen is 0). */
-  window: Buffer;
-}
-
-export interface GzipSeekIndex {
-  kind: 'gzip';
-  compressedSize: number;
-  uncompressedSize: number;
-  spanBytes: number;
-  members: number;
-  /** Bytes after the last member that were not a gzip member (ignored). */
-  trailingBytes: number;
-  /** Sorted by `out`; the first is at 0 unless the stream is empty. */
-  checkpoints: GzipCheckpoint[];
-}
+/**
+ * Default distance between checkpoints: the trade between cold-read latency (a cold read inflates
+ * one whole span) and index size (one 32 KiB window per span), chosen with bench/compress-spans.ts
+ * (figures in bench/README.md, "Span size").
+ */
+export const DEFAULT_SPAN_BYTES = 2 * 1024 * 1024;
 
 const WINDOW = 32768;
 const OUT_BYTES = 256 * 1024; // pako output buffer; must be >= WINDOW
@@ -100,9 +77,7 @@ interface PendingCheckpoint extends GzipCheckpoint {
   member: number;
 }
 
-export class GzipSeekIndexBuilder implements SeekIndexBuilder {
-  private readonly q: ForwardQueue;
-  private readonly cur: CompressedCursor;
+export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilder {
   private readonly spanBytes: number;
   private phase: 'header' | 'deflate' | 'trailer' | 'done' = 'header';
   private strm: pako.ZStream | undefined;
@@ -120,34 +95,22 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
   private readonly cps: PendingCheckpoint[] = [];
   private readonly jobs: Promise<void>[] = [];
   private jobError: unknown;
-  private finished = false;
 
   constructor(
     private readonly src: ByteSource,
     opts: SeekIndexBuilderOptions = {},
   ) {
+    super('gzip', src, IN_BYTES, opts.onProgress);
     this.spanBytes = Math.max(64 * 1024, Math.floor(opts.spanBytes ?? DEFAULT_SPAN_BYTES));
-    this.cur = new CompressedCursor(src, IN_BYTES, opts.onProgress);
-    this.q = new ForwardQueue('gzip', () => this.produce());
-  }
-
-  get size(): number | undefined {
-    return this.q.ended ? this.q.total : undefined;
-  }
-
-  read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return this.q.read(buf, offset, length, position);
   }
 
   async abort(): Promise<void> {
-    this.finished = true;
+    this.stop();
     await Promise.all(this.jobs);
   }
 
   async finish(): Promise<GzipSeekIndex> {
-    if (this.finished) throw new Error('gzip: finish() called twice');
-    this.finished = true;
-    await this.q.drain();
+    await this.drain();
     await Promise.all(this.jobs);
     if (this.jobError !== undefined) throw this.jobError;
     const checkpoints: GzipCheckpoint[] = [];
@@ -168,7 +131,7 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
     };
   }
 
-  private async produce(): Promise<boolean> {
+  protected async produce(): Promise<boolean> {
     switch (this.phase) {
       case 'header': {
         if (!(await this.parseHeader())) {
@@ -257,7 +220,7 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
     if (flags & 2) {
       if (!(await cur.ensure(p + 2))) throw truncated();
       const want = cur.buf.readUInt16LE(cur.off + p);
-      const got = crc32(cur.buf.subarray(cur.off, cur.off + p)) & 0xffff;
+      const got = zlib.crc32(cur.buf.subarray(cur.off, cur.off + p)) & 0xffff;
       if (want !== got) throw new Error(`gzip: corrupt member header at compressed offset ${start} (header CRC mismatch)`);
       p += 2;
     }
@@ -332,7 +295,7 @@ export class GzipSeekIndexBuilder implements SeekIndexBuilder {
 
   private emit(from: number, to: number): void {
     const piece = Buffer.from(this.outBuf.buffer, this.outBuf.byteOffset + from, to - from);
-    this.spanCrc = crc32(piece, this.spanCrc);
+    this.spanCrc = zlib.crc32(piece, this.spanCrc);
     this.out += piece.length;
     this.q.push(piece);
   }
@@ -475,61 +438,48 @@ export function alignmentPrefix(shift: number): Buffer {
 
 // ---------------------------------------------------------------------------------------------
 
-let readerSeq = 0;
+/** A span between two checkpoints: the unit a cold read inflates. */
+interface GzipSpan extends Unit {
+  readonly span: number;
+}
 
-export class GzipRandomAccess implements ByteSource {
+export class GzipRandomAccess implements RandomAccessSource, UnitCodec<GzipSpan> {
+  readonly name = 'gzip';
   readonly size: number;
   private readonly cps: GzipCheckpoint[];
-  private readonly pieces: PieceCache;
-  private readonly readAhead: boolean;
-  private readonly key: string;
+  private readonly units: UnitReader<GzipSpan>;
 
   constructor(
     private readonly src: ByteSource,
-    private readonly idx: GzipSeekIndex,
+    idx: GzipSeekIndex,
     opts: RandomAccessOptions = {},
   ) {
     this.size = idx.uncompressedSize;
     this.cps = idx.checkpoints;
-    let maxSpan = 0;
-    for (let s = 0; s < this.cps.length; s++) maxSpan = Math.max(maxSpan, this.spanEnd(s) - this.cps[s].out);
-    this.pieces = new PieceCache(opts.cache ?? createSpanCache(Math.max(3 * maxSpan, 8 * 1024 * 1024)));
-    this.readAhead = !!opts.readAhead;
-    this.key = opts.cacheKey ?? `gzip#${++readerSeq}`;
+    let largestUnit = 0;
+    for (let s = 0; s < this.cps.length; s++) largestUnit = Math.max(largestUnit, this.spanEnd(s) - this.cps[s].out);
+    // Inflating runs on the thread pool, so a sequential reader gains from reading ahead.
+    this.units = new UnitReader(this, { cache: opts.cache, cacheKey: opts.cacheKey, largestUnit, readAhead: opts.readAhead });
   }
 
   /** Nothing to release (spans stay in the shared cache until evicted); here for symmetry with zstd. */
   async close(): Promise<void> {}
 
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+    return this.units.read(buf, offset, length, position);
+  }
+
   private spanEnd(s: number): number {
     return s + 1 < this.cps.length ? this.cps[s + 1].out : this.size;
   }
 
-  async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    if (!Number.isSafeInteger(position) || position < 0) throw new Error(`gzip: bad read position ${position}`);
-    const end = Math.min(this.size, position + Math.max(0, length));
-    if (position >= end) return 0;
-    let s = lastAtOrBefore(this.cps, position, (c) => c.out);
-    let pos = position;
-    while (pos < end) {
-      while (this.spanEnd(s) <= pos) s++;
-      const data = await this.span(s);
-      const from = pos - this.cps[s].out;
-      const n = Math.min(data.length - from, end - pos);
-      data.copy(buf, offset + (pos - position), from, from + n);
-      pos += n;
-    }
-    // A read in the second half of a span is most likely part of a sequential read (cat, cp):
-    // start inflating the next span on the thread pool now, so it is ready when asked for.
-    if (this.readAhead && s + 1 < this.cps.length && end - this.cps[s].out > (this.spanEnd(s) - this.cps[s].out) / 2) {
-      this.span(s + 1).catch(() => undefined);
-    }
-    return end - position;
+  unitAt(pos: number): GzipSpan {
+    const s = lastAtOrBefore(this.cps, pos, (c) => c.out);
+    return { id: String(s), span: s, start: this.cps[s].out, length: this.spanEnd(s) - this.cps[s].out };
   }
 
-  /** The decompressed bytes of span `s`, from the cache or inflated once however many ask. */
-  span(s: number): Promise<Buffer> {
-    return this.pieces.get(`${this.key}:${s}`, () => this.inflateSpan(s));
+  decode(unit: GzipSpan): Promise<Buffer> {
+    return this.inflateSpan(unit.span);
   }
 
   private async inflateSpan(s: number): Promise<Buffer> {
@@ -573,7 +523,7 @@ export class GzipRandomAccess implements ByteSource {
       throw new Error(`gzip: ${where} decoded to ${out.length} bytes instead of ${spanLen} (archive changed or corrupt)`);
     }
     const data = out.length === spanLen ? out : out.subarray(0, spanLen);
-    if (crc32(data) !== cp.crc) {
+    if (zlib.crc32(data) !== cp.crc) {
       throw new Error(`gzip: CRC-32 mismatch in ${where} (archive changed or corrupt)`);
     }
     return data;
@@ -581,7 +531,7 @@ export class GzipRandomAccess implements ByteSource {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Serialization of the gzip index body (framing and checksum in stream.ts).
+// Serialization of the gzip index body (framing and checksum in codecs.ts).
 
 export function encodeGzipIndexBody(idx: GzipSeekIndex, w: ByteWriter): void {
   w.u48(idx.compressedSize);

@@ -14,7 +14,8 @@
  * The frame checksum (if present) is checked by zstd. After the last frame: zero padding is
  * ignored (`trailingBytes`); any other data is an error, as it is for zstd(1).
  *
- * Random read (ZstdRandomAccess), measured in bench/compress-spans.ts:
+ * Random read (ZstdRandomAccess; measured in bench/compress-spans.ts and bench/compressed.ts, figures
+ * in bench/README.md):
  *  - Frames up to 2 x chunkBytes (8 MiB by default; pzstd writes 8 MiB frames, zstd --seekable
  *    and estargz/zstd:chunked layers use smaller ones) are decoded whole on a miss and cached:
  *    one frame per cold read, like a gzip span.
@@ -23,8 +24,8 @@
  *    small pool of live decoders ("cursors") remembers where each stopped, so reading a file front
  *    to back continues where the previous chunk ended. A miss behind every cursor has no choice
  *    but to decode the frame from its start up to the chunk: cold random reads in a single-frame
- *    layer cost O(offset), ~1 s per GiB skipped. Decoding is synchronous (zstd-napi), so long
- *    runs yield to the event loop every couple of MiB.
+ *    layer cost O(offset), about what `zstd -dc | head -c offset` costs. Decoding is synchronous
+ *    (zstd-napi), so long runs yield to the event loop every couple of MiB.
  *  - Spill file (`spill: { path, maxBytes }`, recommended for single-frame layers): the
  *    uncompressed stream is kept in a file and served with pread. Cheapest is to let the index
  *    pass write it (`createSeekIndexBuilder('zstd', src, { spill })`: the pass decompresses
@@ -32,52 +33,27 @@
  *    read at offset X first decodes everything before X, once) and renames it to `path` when
  *    complete; a later reader finds `path` with the right size and uses it directly. The path
  *    must be unique per blob (name it by digest). Streams larger than maxBytes, or any spill
- *    I/O error, fall back to frame/chunk decoding (reported through `onWarning`).
+ *    I/O error, fall back to frame/chunk decoding (reported through `onWarning`). The file
+ *    itself is SpillFile (zstd-spill.ts).
  */
-import { promises as fsp } from 'node:fs';
 import * as binding from 'zstd-napi/binding';
 import type { ByteSource } from '../io/byte-source';
-import {
-  CompressedCursor,
-  DEFAULT_ZSTD_CHUNK_BYTES,
-  ForwardQueue,
-  createSpanCache,
-  lastAtOrBefore,
-  yieldToEventLoop,
-  type ByteReader,
-  type ByteWriter,
-  type RandomAccessOptions,
-  type SeekIndexBuilder,
-  type SeekIndexBuilderOptions,
-  type SpanCache,
-  PieceCache,
-} from './stream';
+import type { ByteReader, ByteWriter } from './byte-codec';
+import { ForwardPass } from './forward-pass';
+import type {
+  RandomAccessOptions,
+  RandomAccessSource,
+  SeekIndexBuilder,
+  SeekIndexBuilderOptions,
+  ZstdFrame,
+  ZstdSeekIndex,
+  ZstdSpillOptions,
+} from './types';
+import { UnitReader, lastAtOrBefore, type Unit, type UnitCodec } from './unit-reader';
+import { SpillFile, SpillIOError } from './zstd-spill';
 
-export interface ZstdFrame {
-  /** Compressed offset and size of the frame (skippable frames are not listed). */
-  cOff: number;
-  cSize: number;
-  /** Uncompressed offset and size; frames with no output are not listed. */
-  uOff: number;
-  uSize: number;
-}
-
-export interface ZstdSeekIndex {
-  kind: 'zstd';
-  compressedSize: number;
-  uncompressedSize: number;
-  /** Zero bytes after the last frame (ignored). */
-  trailingBytes: number;
-  /** Sorted, contiguous in uncompressed offsets. */
-  frames: ZstdFrame[];
-}
-
-export interface ZstdSpillOptions {
-  /** File holding the whole uncompressed stream; unique per compressed blob. */
-  path: string;
-  /** Do not spill streams larger than this (default: no limit). */
-  maxBytes?: number;
-}
+/** Default decode unit inside large frames; frames up to twice this are decoded whole. */
+export const DEFAULT_ZSTD_CHUNK_BYTES = 4 * 1024 * 1024;
 
 const ZSTD_MAGIC = 0xfd2fb528;
 const ZSTD_MAGIC_BYTES = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -93,6 +69,11 @@ const STEP_OUT_BYTES = 4 * OUT_BYTES;
 const YIELD_EVERY = 2 * 1024 * 1024;
 const MAX_CURSORS = 4;
 
+/** Lets other callbacks run between long stretches of synchronous decompression. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function newDCtx(): binding.DCtx {
   const d = new binding.DCtx();
   d.setParameter(binding.DParameter.windowLogMax, WINDOW_LOG_MAX);
@@ -104,9 +85,7 @@ export function wholeFrameLimit(chunkBytes: number): number {
   return 2 * chunkBytes;
 }
 
-export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
-  private readonly q: ForwardQueue;
-  private readonly cur: CompressedCursor;
+export class ZstdSeekIndexBuilder extends ForwardPass implements SeekIndexBuilder {
   private readonly dctx = newDCtx();
   private phase: 'frame-start' | 'frame' | 'done' = 'frame-start';
   private outBuf = Buffer.allocUnsafe(OUT_BYTES);
@@ -116,38 +95,28 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
   private frameUOff = 0;
   private readonly frames: ZstdFrame[] = [];
   private trailing = 0;
-  private finished = false;
-  private spill: BuilderSpill | undefined;
+  private spill: SpillFile | undefined;
+  private readonly spillMaxBytes: number | undefined;
 
   constructor(
     private readonly src: ByteSource,
     opts: SeekIndexBuilderOptions = {},
   ) {
-    this.cur = new CompressedCursor(src, IN_BYTES, opts.onProgress);
-    this.q = new ForwardQueue('zstd', () => this.produce());
-    if (opts.spill) this.spill = new BuilderSpill(opts.spill);
-  }
-
-  get size(): number | undefined {
-    return this.q.ended ? this.q.total : undefined;
-  }
-
-  read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    return this.q.read(buf, offset, length, position);
+    super('zstd', src, IN_BYTES, opts.onProgress);
+    if (opts.spill) this.spill = new SpillFile(opts.spill.path);
+    this.spillMaxBytes = opts.spill?.maxBytes;
   }
 
   async abort(): Promise<void> {
-    this.finished = true;
-    await this.spill?.abort();
+    this.stop();
+    await this.dropSpill();
   }
 
   async finish(): Promise<ZstdSeekIndex> {
-    if (this.finished) throw new Error('zstd: finish() called twice');
-    this.finished = true;
     try {
-      await this.q.drain();
+      await this.drain();
     } catch (err) {
-      await this.spill?.abort();
+      await this.dropSpill();
       throw err;
     }
     const idx: ZstdSeekIndex = {
@@ -157,15 +126,41 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
       trailingBytes: this.trailing,
       frames: this.frames,
     };
-    if (this.spill) {
-      const useful = this.frames.some((f) => f.uSize > wholeFrameLimit(DEFAULT_ZSTD_CHUNK_BYTES));
-      if (useful) await this.spill.commit(this.out);
-      else await this.spill.abort();
-    }
+    const useful = this.frames.some((f) => f.uSize > wholeFrameLimit(DEFAULT_ZSTD_CHUNK_BYTES));
+    if (useful) await this.publishSpill();
+    else await this.dropSpill();
     return idx;
   }
 
-  private async produce(): Promise<boolean> {
+  // The copy is an optimisation: any failure drops it, and readers decode frames instead.
+
+  private async writeSpill(pieces: Buffer[]): Promise<void> {
+    if (!this.spill) return;
+    const len = pieces.reduce((n, p) => n + p.length, 0);
+    if (this.spillMaxBytes !== undefined && this.spill.size + len > this.spillMaxBytes) return this.dropSpill();
+    await this.spill.append(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, len)).catch(() => this.dropSpill());
+  }
+
+  private async publishSpill(): Promise<void> {
+    const spill = this.spill;
+    if (!spill) return;
+    try {
+      if (spill.size !== this.out) throw new Error('short spill');
+      await spill.publish();
+      this.spill = undefined;
+      await spill.discard(); // closes it; a published copy stays
+    } catch {
+      await this.dropSpill();
+    }
+  }
+
+  private async dropSpill(): Promise<void> {
+    const spill = this.spill;
+    this.spill = undefined;
+    await spill?.discard();
+  }
+
+  protected async produce(): Promise<boolean> {
     const cur = this.cur;
     if (this.phase === 'done') return false;
     if (this.phase === 'frame-start') {
@@ -248,7 +243,7 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
         throw new Error(`zstd: decoder made no progress at compressed offset ${cur.abs}`);
       }
     }
-    if (this.spill && pieces.length) await this.spill.write(pieces);
+    if (pieces.length) await this.writeSpill(pieces);
     return true;
   }
 
@@ -260,56 +255,6 @@ export class ZstdSeekIndexBuilder implements SeekIndexBuilder {
       cur.off = cur.buf.length;
       if (!(await cur.fill())) return true;
     }
-  }
-}
-
-/** The index pass writing the uncompressed stream to `${path}.partial`, renamed when complete. */
-class BuilderSpill {
-  private fh: fsp.FileHandle | undefined;
-  private written = 0;
-  private dead = false;
-  private readonly partial: string;
-  constructor(private readonly opts: ZstdSpillOptions) {
-    this.partial = `${opts.path}.partial.${process.pid}`;
-  }
-  async write(pieces: Buffer[]): Promise<void> {
-    if (this.dead) return;
-    try {
-      const len = pieces.reduce((n, p) => n + p.length, 0);
-      if (this.opts.maxBytes !== undefined && this.written + len > this.opts.maxBytes) {
-        await this.abort();
-        return;
-      }
-      this.fh ??= await fsp.open(this.partial, 'w');
-      const data = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, len);
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.written + done);
-        done += bytesWritten;
-      }
-      this.written += len;
-    } catch {
-      await this.abort(); // the spill is an optimisation; the reader falls back to decoding
-    }
-  }
-  async commit(total: number): Promise<void> {
-    if (this.dead) return;
-    try {
-      this.fh ??= await fsp.open(this.partial, 'w');
-      await this.fh.close();
-      this.fh = undefined;
-      if (this.written !== total) throw new Error('short spill');
-      await fsp.rename(this.partial, this.opts.path);
-    } catch {
-      await this.abort();
-    }
-  }
-  async abort(): Promise<void> {
-    this.dead = true;
-    const fh = this.fh;
-    this.fh = undefined;
-    await fh?.close().catch(() => undefined);
-    await fsp.unlink(this.partial).catch(() => undefined);
   }
 }
 
@@ -390,18 +335,21 @@ class FrameCursor {
   }
 }
 
-let readerSeq = 0;
+/** A whole frame, or one chunkBytes stretch of a large frame: the unit a cold read decodes. */
+interface ZstdChunk extends Unit {
+  readonly frame: number;
+}
 
-export class ZstdRandomAccess implements ByteSource {
+export class ZstdRandomAccess implements RandomAccessSource, UnitCodec<ZstdChunk> {
+  readonly name = 'zstd';
   readonly size: number;
   private readonly frames: ZstdFrame[];
-  private readonly pieces: PieceCache;
-  private readonly key: string;
+  private readonly units: UnitReader<ZstdChunk>;
   private readonly chunkBytes: number;
   private readonly wholeLimit: number;
   private cursors: FrameCursor[] = [];
   private useClock = 0;
-  private spill: ReaderSpill | undefined;
+  private spill: SpillFile | undefined;
   private readonly onWarning: (m: string) => void;
 
   constructor(
@@ -413,14 +361,14 @@ export class ZstdRandomAccess implements ByteSource {
     this.frames = idx.frames;
     this.chunkBytes = Math.max(64 * 1024, Math.floor(opts.chunkBytes ?? DEFAULT_ZSTD_CHUNK_BYTES));
     this.wholeLimit = wholeFrameLimit(this.chunkBytes);
-    let maxUnit = 0;
-    for (const f of this.frames) maxUnit = Math.max(maxUnit, f.uSize <= this.wholeLimit ? f.uSize : this.chunkBytes);
-    this.pieces = new PieceCache(opts.cache ?? createSpanCache(Math.max(3 * maxUnit, 8 * 1024 * 1024)));
-    this.key = opts.cacheKey ?? `zstd#${++readerSeq}`;
+    let largestUnit = 0;
+    for (const f of this.frames) largestUnit = Math.max(largestUnit, this.unitBytes(f));
+    // No read-ahead: decoding is synchronous on the main thread, so it would overlap with nothing.
+    this.units = new UnitReader(this, { cache: opts.cache, cacheKey: opts.cacheKey, largestUnit });
     this.onWarning = opts.onWarning ?? (() => undefined);
     const hasLarge = this.frames.some((f) => f.uSize > this.wholeLimit);
     if (opts.spill && hasLarge && (opts.spill.maxBytes === undefined || this.size <= opts.spill.maxBytes)) {
-      this.spill = new ReaderSpill(opts.spill.path, this.size, (from, dst) => this.decodeSequential(from, dst));
+      this.spill = new SpillFile(opts.spill.path, { total: this.size, decode: (from, dst) => this.decodeSequential(from, dst) });
     }
   }
 
@@ -439,8 +387,7 @@ export class ZstdRandomAccess implements ByteSource {
   }
 
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    if (!Number.isSafeInteger(position) || position < 0) throw new Error(`zstd: bad read position ${position}`);
-    const end = Math.min(this.size, position + Math.max(0, length));
+    const end = this.units.end(position, length);
     if (position >= end) return 0;
     if (this.spill) {
       try {
@@ -451,35 +398,28 @@ export class ZstdRandomAccess implements ByteSource {
         this.spill = undefined;
       }
     }
-    let f = lastAtOrBefore(this.frames, position, (x) => x.uOff);
-    let pos = position;
-    while (pos < end) {
-      while (this.frames[f].uOff + this.frames[f].uSize <= pos) f++;
-      const frame = this.frames[f];
-      const unit = frame.uSize <= this.wholeLimit ? frame.uSize : this.chunkBytes;
-      const c = Math.floor((pos - frame.uOff) / unit);
-      const data = await this.chunk(f, c, unit);
-      const chunkStart = frame.uOff + c * unit;
-      const from = pos - chunkStart;
-      const n = Math.min(data.length - from, end - pos);
-      data.copy(buf, offset + (pos - position), from, from + n);
-      pos += n;
-    }
-    return end - position;
+    return this.units.readRange(buf, offset, position, end);
   }
 
-  private chunk(f: number, c: number, unit: number): Promise<Buffer> {
-    return this.pieces.get(`${this.key}:${f}:${c}`, () => this.decodeChunk(f, c, unit));
+  /** Frames up to wholeLimit are one unit; larger ones are cut into chunkBytes units. */
+  private unitBytes(frame: ZstdFrame): number {
+    return frame.uSize <= this.wholeLimit ? frame.uSize : this.chunkBytes;
   }
 
-  private async decodeChunk(f: number, c: number, unit: number): Promise<Buffer> {
+  unitAt(pos: number): ZstdChunk {
+    const f = lastAtOrBefore(this.frames, pos, (x) => x.uOff);
     const frame = this.frames[f];
+    const unit = this.unitBytes(frame);
+    const c = Math.floor((pos - frame.uOff) / unit);
     const start = frame.uOff + c * unit;
-    const len = Math.min(unit, frame.uOff + frame.uSize - start);
-    const cursor = this.takeCursor(f, start);
+    return { id: `${f}:${c}`, frame: f, start, length: Math.min(unit, frame.uOff + frame.uSize - start) };
+  }
+
+  async decode(chunk: ZstdChunk): Promise<Buffer> {
+    const cursor = this.takeCursor(chunk.frame, chunk.start);
     try {
-      if (cursor.uPos < start) await cursor.skip(start - cursor.uPos);
-      const out = Buffer.allocUnsafe(len);
+      if (cursor.uPos < chunk.start) await cursor.skip(chunk.start - cursor.uPos);
+      const out = Buffer.allocUnsafe(chunk.length);
       await cursor.decodeInto(out);
       return out;
     } catch (err) {
@@ -530,94 +470,6 @@ export class ZstdRandomAccess implements ByteSource {
       await this.seq.decodeInto(dst.subarray(filled, filled + n));
       filled += n;
     }
-  }
-}
-
-class SpillIOError extends Error {}
-
-/** Spill file filled front to back on demand; see the top of the file. */
-class ReaderSpill {
-  private fh: fsp.FileHandle | undefined;
-  private filled = 0;
-  private complete = false;
-  private opening: Promise<void> | undefined;
-  private filling: Promise<void> = Promise.resolve();
-  private readonly partial: string;
-
-  constructor(
-    readonly path: string,
-    private readonly total: number,
-    private readonly decode: (from: number, dst: Buffer) => Promise<void>,
-  ) {
-    this.partial = `${path}.partial.${process.pid}`;
-  }
-
-  private async open(): Promise<void> {
-    try {
-      const st = await fsp.stat(this.path).catch(() => undefined);
-      if (st && st.isFile() && st.size === this.total) {
-        this.fh = await fsp.open(this.path, 'r');
-        this.filled = this.total;
-        this.complete = true;
-        return;
-      }
-      this.fh = await fsp.open(this.partial, 'w+');
-    } catch (err) {
-      throw new SpillIOError((err as Error).message);
-    }
-  }
-
-  private async fillTo(end: number): Promise<void> {
-    const step = 8 * 1024 * 1024;
-    while (this.filled < end) {
-      const n = Math.min(step, this.total - this.filled);
-      const buf = Buffer.allocUnsafe(n);
-      await this.decode(this.filled, buf); // decode errors are real errors, not spill errors
-      try {
-        let done = 0;
-        while (done < n) done += (await this.fh!.write(buf, done, n - done, this.filled + done)).bytesWritten;
-      } catch (err) {
-        throw new SpillIOError((err as Error).message);
-      }
-      this.filled += n;
-    }
-    if (this.filled === this.total && !this.complete) {
-      this.complete = true;
-      await fsp.rename(this.partial, this.path).catch(() => undefined); // still usable through fh
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.filling;
-    await this.opening?.catch(() => undefined);
-    const fh = this.fh;
-    this.fh = undefined;
-    this.opening = Promise.reject(new SpillIOError('spill file closed'));
-    this.opening.catch(() => undefined);
-    await fh?.close();
-  }
-
-  async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    this.opening ??= this.open();
-    await this.opening;
-    const end = position + length;
-    if (this.filled < end) {
-      const run = this.filling.then(() => this.fillTo(end));
-      this.filling = run.catch(() => undefined);
-      await run;
-    }
-    let done = 0;
-    while (done < length) {
-      let n: number;
-      try {
-        n = (await this.fh!.read(buf, offset + done, length - done, position + done)).bytesRead;
-      } catch (err) {
-        throw new SpillIOError((err as Error).message);
-      }
-      if (n === 0) throw new SpillIOError(`spill file ended early at byte ${position + done}`);
-      done += n;
-    }
-    return done;
   }
 }
 

@@ -1,0 +1,219 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { IndexCache } from '../cache/index-cache';
+import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess } from '../compress/codecs';
+import { detectCompression, type DetectedCompression } from '../compress/detect';
+import { createSpanCache, type SpanCache } from '../compress/piece-cache';
+import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
+import type { ByteSource } from '../io/byte-source';
+import { scanTar, type TarScan } from '../tar/scan';
+import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
+
+/*
+ * Indexing a tar that may be compressed, the one path the outer archive and every layer take:
+ * the tar index and, for gzip/zstd, the seek index come from the index cache or from one forward
+ * pass over the stored bytes (decompressing, scanning the tar headers and recording seek points
+ * at once), and the tar is then read through them. Callers decide only which compressions they
+ * accept and which cache keys their indexes live under.
+ */
+
+export type TarCompression = 'none' | 'gzip' | 'zstd';
+
+/** What stored bytes are, from their first bytes (magic numbers: media types and names lie). */
+export async function detectTarCompression(src: ByteSource): Promise<DetectedCompression> {
+  const head = Buffer.alloc(Math.min(1024, src.size));
+  await src.read(head, 0, head.length, 0);
+  return detectCompression(head);
+}
+
+export function isTarCompression(kind: DetectedCompression): kind is TarCompression {
+  return kind === 'none' || kind === 'gzip' || kind === 'zstd';
+}
+
+export interface TarIndexerOptions {
+  cache?: IndexCache;
+  /** Memory for decompressed pieces shared by every reader this indexer opens (default: each reader keeps a few of its own). */
+  spanCacheBytes?: number;
+  /**
+   * zstd with frames too large to enter in the middle: keep a decompressed copy of up to this
+   * many bytes in the cache folder, written by the pass (default: none kept).
+   */
+  spillMaxBytes?: number;
+  /** gzip: inflate the next span ahead of a sequential reader. */
+  readAhead?: boolean;
+  /** One-line notes for the user (what is kept and why). */
+  log?: (message: string) => void;
+  /** Progress of a pass, in stored bytes. */
+  onProgress?: (what: string, done: number, total: number) => void;
+}
+
+/** Where one tar's indexes live in the cache: the caller's policy. */
+export interface CacheKeys {
+  /** The entry to use if it is there. */
+  lookup?: string;
+  /**
+   * The entry a fresh pass is stored under; none: not stored. As a function it is given the
+   * sha256 of the stored bytes, which the pass then computes (reading every byte of a compressed
+   * tar anyway), so an entry can be filed under what the bytes proved to be; it gets undefined
+   * for an uncompressed tar, whose pass reads only headers.
+   */
+  store?: string | ((provenDigest: string | undefined) => string);
+  /** Kept in the entry for people looking into the cache folder. */
+  meta: Record<string, unknown>;
+}
+
+export interface IndexedTar {
+  compression: TarCompression;
+  scan: TarScan;
+  /** The uncompressed tar: the stored bytes themselves, or a decompressor reading through the seek index. */
+  stream: ByteSource;
+  /** The cache entry holding its indexes, when there is a cache. */
+  key?: string;
+  /** `sha256:<hex>` of the stored bytes, when this call ran a pass that hashed all of them. */
+  digest?: string;
+}
+
+interface Indexes {
+  scan: TarScan;
+  seek?: SeekIndex;
+  digest?: string;
+}
+
+export class TarIndexer {
+  readonly cache: IndexCache | undefined;
+  readonly log: (message: string) => void;
+  private readonly spans: SpanCache | undefined;
+  private passes = 0;
+
+  constructor(private readonly opts: TarIndexerOptions = {}) {
+    this.cache = opts.cache;
+    this.log = opts.log ?? (() => undefined);
+    this.spans = opts.spanCacheBytes === undefined ? undefined : createSpanCache(opts.spanCacheBytes);
+  }
+
+  /**
+   * Indexes `stored` (already known to be `compression`), from the cache when `keys` finds an
+   * entry, else with one pass, stored as `keys` says. `what` names it in messages, `progress`
+   * in progress lines (default `what`).
+   */
+  async index(stored: ByteSource, compression: TarCompression, what: string, keys?: CacheKeys, progress = what): Promise<IndexedTar> {
+    const cache = this.cache;
+    let found = cache && keys?.lookup ? await this.fromCache(cache, keys.lookup, compression) : undefined;
+    let key = found ? keys!.lookup : undefined;
+    if (!found) {
+      const store = cache && keys?.store !== undefined ? keys.store : undefined;
+      const spill = store !== undefined ? await this.passSpill(cache!, compression) : undefined;
+      found = await this.pass(stored, compression, what, progress, spill, typeof store === 'function');
+      if (store !== undefined) {
+        key = typeof store === 'function' ? store(found.digest) : store;
+        await cache!.put(key, {
+          meta: { ...keys!.meta, warnings: found.scan.warnings, endOffset: found.scan.endOffset },
+          sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [encodeSeekIndex(found.seek)] : [])],
+        });
+        if (spill && fs.existsSync(spill.path)) await fs.promises.rename(spill.path, this.spillPath(cache!, key));
+      }
+    }
+    // Reads use a kept copy when there is one (only indexers that keep copies look), and never
+    // start one themselves: a copy made from bytes nobody hashed could serve another archive.
+    const kept = compression === 'zstd' && this.opts.spillMaxBytes !== undefined && cache && key && fs.existsSync(this.spillPath(cache, key));
+    const stream =
+      compression === 'none'
+        ? stored
+        : openRandomAccess(compression, stored, found.seek!, {
+            cache: this.spans,
+            cacheKey: key,
+            spill: kept ? { path: this.spillPath(cache!, key!) } : undefined,
+            onWarning: this.log,
+            readAhead: this.opts.readAhead,
+          });
+    return { compression, scan: found.scan, stream, key, digest: found.digest };
+  }
+
+  private spillPath(cache: IndexCache, key: string): string {
+    return path.join(cache.dir, 'zstd', `${key}.tar`);
+  }
+
+  /**
+   * A single-frame zstd tar cannot be entered in the middle: the pass keeps a decompressed copy,
+   * first under a private name, moved under the entry's key once stored (after the digest that
+   * may decide the key is proven).
+   */
+  private async passSpill(cache: IndexCache, compression: TarCompression): Promise<ZstdSpillOptions | undefined> {
+    if (compression !== 'zstd' || this.opts.spillMaxBytes === undefined) return undefined;
+    const spill = { path: path.join(cache.dir, 'zstd', `pass-${process.pid}-${++this.passes}-${Date.now()}.tar`), maxBytes: this.opts.spillMaxBytes };
+    await fs.promises.mkdir(path.dirname(spill.path), { recursive: true });
+    return spill;
+  }
+
+  private async pass(
+    stored: ByteSource,
+    compression: TarCompression,
+    what: string,
+    progress: string,
+    spill: ZstdSpillOptions | undefined,
+    hash: boolean,
+  ): Promise<Indexes> {
+    if (compression === 'none') return { scan: await scanTar(stored, what) };
+    // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
+    const hashing = hash ? new HashingSource(stored) : undefined;
+    const builder = createSeekIndexBuilder(compression, hashing ?? stored, {
+      spill,
+      onProgress: (done) => this.opts.onProgress?.(progress, done, stored.size),
+    });
+    try {
+      const scan = await scanTar(builder, what);
+      const seek = await builder.finish();
+      if (spill && fs.existsSync(spill.path)) {
+        this.log(`${what}: zstd with large frames cannot be read at random; a decompressed copy is kept in the cache folder (up to ${Math.round(spill.maxBytes! / 2 ** 20)} MiB)`);
+      }
+      return { scan, seek, digest: hashing?.digest() };
+    } catch (err) {
+      await builder.abort();
+      throw err;
+    }
+  }
+
+  /** A cached entry's indexes; undefined when missing, incomplete or not decodable (then rebuilt). */
+  private async fromCache(cache: IndexCache, key: string, compression: TarCompression): Promise<Indexes | undefined> {
+    const entry = await cache.get(key);
+    if (!entry || !entry.sections[0] || (compression !== 'none' && !entry.sections[1])) return undefined;
+    try {
+      const warnings = Array.isArray(entry.meta.warnings) ? (entry.meta.warnings as string[]) : [];
+      return {
+        scan: { index: decodeTarIndex(entry.sections[0]), warnings, endOffset: Number(entry.meta.endOffset) },
+        seek: compression !== 'none' ? decodeSeekIndex(entry.sections[1]) : undefined,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Hashes what a single forward pass reads; a pass that jumps (or re-reads) proves nothing. */
+class HashingSource implements ByteSource {
+  private readonly hash = createHash('sha256');
+  private next = 0;
+  private broken = false;
+
+  constructor(private readonly inner: ByteSource) {}
+
+  get size(): number {
+    return this.inner.size;
+  }
+
+  async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+    const n = await this.inner.read(buf, offset, length, position);
+    if (position !== this.next) this.broken = true;
+    else {
+      this.hash.update(buf.subarray(offset, offset + n));
+      this.next += n;
+    }
+    return n;
+  }
+
+  /** sha256:<hex> when every byte was read once, in order. */
+  digest(): string | undefined {
+    return !this.broken && this.next === this.inner.size ? `sha256:${this.hash.digest('hex')}` : undefined;
+  }
+}
