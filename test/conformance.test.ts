@@ -150,15 +150,25 @@ async function check(t: TestContext, w: Writer): Promise<void> {
     const ref = path.join(dir, 'ref');
     fs.mkdirSync(ref);
     const x = await runBuf('bsdtar', ['-x', '-p', '--xattrs', '--numeric-owner', '-f', path.join(dir, 'layer.ref.tar'), '-C', ref]);
-    assert.equal(x.code, 0, `${w.name}: bsdtar -x: ${x.stderr}`);
+    // bsdtar says it cannot convert a pax path that is not UTF-8 "to the current locale" (in
+    // every locale) and exits 1, yet writes the exact bytes: only that complaint is forgiven.
+    const complaints = x.stderr.split('\n').filter((l) => l && !/(Pathname|Linkname) can't be converted from UTF-8 to current locale|Error exit delayed from previous errors/.test(l));
+    assert.ok(x.code === 0 || (x.code === 1 && complaints.length === 0), `${w.name}: bsdtar -x exited ${x.code}: ${x.stderr}`);
     const got = new Map((await walk(ref)).map((e) => [e.p, e]));
     // libarchive's reader quirks, not the writer's: it NFC-normalizes UTF-8 names read from pax
     // records, and for an xattr stored as both LIBARCHIVE.xattr and SCHILY.xattr with an escaped
-    // name it sets the decoded and the escaped name. Those two never count against the profile.
+    // name it sets the decoded and the escaped name. Those never count against the profile.
     const nfc = (k: string) => Buffer.from(Buffer.from(k, 'hex').toString('utf8').normalize('NFC')).toString('hex');
     for (const [k, e] of [...got]) {
       if (!expected.has(k) && [...expected.keys()].some((x) => nfc(x) === k && !got.has(x))) (got.delete(k), got.set([...expected.keys()].find((x) => nfc(x) === k)!, { ...e }));
-      for (const xk of Object.keys(e.xattrs ?? {})) if (/%3d|%25/i.test(Buffer.from(xk, 'hex').toString('latin1'))) delete e.xattrs[xk];
+      // (Reading GNU tar's SCHILY record alone, it sets only the escaped name: taken as decoded.)
+      for (const xk of Object.keys(e.xattrs ?? {})) {
+        const name = Buffer.from(xk, 'hex').toString('latin1');
+        if (!/%3d|%25/i.test(name)) continue;
+        const decoded = Buffer.from(name.replace(/%3d/gi, '=').replace(/%25/g, '%'), 'latin1').toString('hex');
+        if (!(decoded in e.xattrs)) e.xattrs[decoded] = e.xattrs[xk];
+        delete e.xattrs[xk];
+      }
     }
     const problems = Object.values(compare(`${w.name} (bsdtar -x)`, expected, got)).flat();
     fs.rmSync(ref, { recursive: true, force: true });

@@ -172,8 +172,11 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
   return { index: builder.finish(), warnings, endOffset: pos };
 }
 
-/** Go's header-only types: their members never have data, whatever the size field says. */
-const HEADER_ONLY = new Set([EntryType.HardLink, EntryType.Symlink, EntryType.CharDevice, EntryType.BlockDevice, EntryType.Directory, EntryType.Fifo]);
+/**
+ * Go's header-only typeflags: their members never have data, whatever the size field says. A
+ * GNU dumpdir ('D', a directory here) does carry data: its listing.
+ */
+const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
 
 /** A GNU long name or link: bytes up to the first NUL. */
 function cString(buf: Buffer): string {
@@ -200,7 +203,8 @@ function applyExtensions(
   const path = paxValue(pax, 'GNU.sparse.name') ?? ext.longName ?? paxValue(pax, 'path') ?? h.name;
   const linkname = ext.longLink ?? paxValue(pax, 'linkpath') ?? h.linkname;
   let type = flagType;
-  if (h.typeflag === '\0' && path.endsWith('/')) type = EntryType.Directory;
+  const oldStyleDir = h.typeflag === '\0' && path.endsWith('/');
+  if (oldStyleDir) type = EntryType.Directory;
   const bad = (key: string, value: string) => warn(`${displayName(path)}: ignored malformed pax ${key}=${JSON.stringify(value)}, used the header's field`);
   const count = (key: string, fallback: number): number => {
     const text = paxValue(pax, key);
@@ -224,7 +228,7 @@ function applyExtensions(
     if (t) mtime = t;
     else bad('mtime', mtimeText);
   }
-  const dataSize = HEADER_ONLY.has(type) ? 0 : size;
+  const dataSize = HEADER_ONLY.has(h.typeflag) || oldStyleDir ? 0 : size;
   const isFile = type === EntryType.File;
   const entry: TarEntry = {
     path,

@@ -249,7 +249,8 @@ const umoci: Writer = {
     await must('umoci', ['new', '--image', `${layout}:t`]);
     await must('umoci', ['unpack', '--image', `${layout}:t`, bundle]);
     const rootfs = path.join(bundle, 'rootfs');
-    for (const t of tree.top) await must('cp', ['-a', path.join(tree.root, t), rootfs]);
+    // One cp for the whole tree: separate copies would break hard links across top-level folders.
+    await must('cp', ['-a', ...tree.top.map((t) => path.join(tree.root, t)), rootfs]);
     // Go's archive/tar refuses pax keys with '=' (invalid PAX record): drop such xattrs from the copy.
     const odd = path.join(rootfs, 'xattr/odd-name');
     await must('setfattr', ['-x', 'user.a=b%c', odd]);
