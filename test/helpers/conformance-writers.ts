@@ -355,19 +355,93 @@ if not os.path.islink(p):
 print(json.dumps(out))
 `;
 
+/**
+ * node-tar (npm "tar", 7.x): ustar headers plus a pax record whenever a field does not fit (a
+ * name over 100 bytes that cannot be split, any non-ASCII name, a long link target, ids and
+ * times outside octal range), so names, link targets, ids and times are carried whole. Checked
+ * against the layer bytes (tar --full-time -tvf, bsdtar -tvf, python tarfile pax_headers):
+ * - mtime: the ustar field holds Math.floor(seconds) (times/frac 1748089464.951928467 is stored
+ *   as 15014335170 octal = 1748089464); pre-1970 and post-2242 times go base-256 in the header
+ *   and whole in pax ("mtime=-315360000", "mtime=9000000000"), so the range is a JS Date's,
+ *   +-8.64e12 s. A pax record, when one is written anyway, holds Date.getTime()/1000, i.e.
+ *   milliseconds; no entry of this tree has both a sub-second mtime and a pax record (times/frac
+ *   has a short ASCII name and octal-range ids and times), so 'floor' is exact here.
+ * - ids: base-256 in the header and decimal in pax (ids/big: 0x80..2dc6c0, uid=3000000).
+ * - mode: the 12 permission bits as they are, 0 included (modes/none: "000000 "). Directories
+ *   get x wherever they have r (mode-fix.js); no directory of this tree has r without x.
+ * - hard links: found by dev:ino within one run; the linkpath is the first-archived name
+ *   (links/hard-to-long links to the 200-byte deep path through a pax linkpath).
+ * - devices and FIFOs: write-entry.js ends an entry that is not a file, directory or symlink
+ *   without writing a header, and warns about nothing: dev/ is archived empty.
+ * - xattrs: never read. Sparse: no (and it is not given the 9 GiB file).
+ * - names: the walk uses string fs APIs, so a name that is not UTF-8 comes back from readdir with
+ *   U+FFFD and the lstat of that mangled name fails with ENOENT, which aborts the whole pack; a
+ *   symlink target that is not UTF-8 would be stored mangled. Those entries (names/bad-..,
+ *   names/latin1-caf\xe9, names/dir-\xa0\xe9 with its subtree, names/symlink-to-latin1) are
+ *   removed from its input copy, so the profile expects them absent. NFD names stay NFD.
+ * Headers also put atime/ctime at bytes 476/488 (the ustar prefix shrinks to 130 bytes), and
+ * pax records carry SCHILY.dev/ino/nlink; neither is compared.
+ */
+const NODE_TAR: Profile = {
+  ...FULL,
+  refusedDirTakesSubtree: true,
+  nonUtf8Names: false,
+  mtime: { min: -8_640_000_000_000, max: 8_640_000_000_000, subsec: 'floor' },
+  devices: false,
+  fifos: false,
+  xattrs: 'none',
+  sparse: false,
+};
+
+/** Drops what node-tar's string walk cannot carry from its input copy (argv[1]): names and symlink targets that are not UTF-8; the parent keeps its times. */
+const DROP_NON_UTF8_PY = `
+import os, sys, shutil
+root = os.fsencode(sys.argv[1])
+def utf8(b):
+    try:
+        b.decode('utf-8'); return True
+    except UnicodeDecodeError:
+        return False
+for d, dirs, files in os.walk(root):
+    st = os.lstat(d); dropped = False
+    for n in list(dirs) + files:
+        p = os.path.join(d, n)
+        if utf8(n) and not (os.path.islink(p) and not utf8(os.readlink(p))):
+            continue
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p); dirs.remove(n)
+        else:
+            os.unlink(p)
+        sys.stderr.write('dropped %r\\n' % p); dropped = True
+    if dropped:
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+`;
+
 const nodeTar: Writer = {
   name: 'node-tar',
-  profile: { ...FULL, xattrs: 'none', mtime: { min: 0, max: OCTAL11, subsec: 'floor' }, devices: false, fifos: false, nonUtf8Names: false },
+  profile: NODE_TAR,
   unavailable: () => {
     try {
       require.resolve('tar');
-      return 'node-tar is installed but this matrix has no profile checked against it yet';
+      return null;
     } catch {
       return 'node-tar (npm "tar") is not in node_modules: add it as a devDependency to cover it';
     }
   },
-  async write() {
-    throw new Error('unreachable');
+  async write(tree, work) {
+    const tar = require('tar') as typeof import('tar'); // loaded here so a missing devDependency only skips this writer
+    const input = path.join(work, 'in');
+    // One cp for the whole tree: hard links across top-level folders stay links.
+    const cp = await runTool('cp', ['-a', tree.root, input]);
+    if (cp.code !== 0) throw new Error(`cp -a ${tree.root} ${input} failed (${cp.code}): ${cp.stderr}`);
+    execFileSync('python3', ['-c', DROP_NON_UTF8_PY, input], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const out = path.join(work, 'layer.tar');
+    // Owners kept (no portable), relative names (preservePaths off), every entry of the tree.
+    const warnings: string[] = [];
+    tar.c({ file: out, cwd: input, sync: true, portable: false, preservePaths: false, onwarn: (code: string, message: string) => void warnings.push(`${code}: ${message}`) }, tree.top);
+    // node-tar warns about nothing this tree has; a warning means an entry went missing unexpectedly.
+    if (warnings.length) throw new Error(`node-tar warned:\n${warnings.join('\n')}`);
+    return fs.readFileSync(out);
   },
 };
 
