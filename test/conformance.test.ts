@@ -12,7 +12,7 @@ import { BIN, ROOT, withMount } from './helpers/mount-harness';
 /*
  * Conformance matrix: one source tree full of edge cases, archived by every tar writer the
  * machine has (GNU tar in each format and sparse variant, bsdtar, Python tarfile, Go's
- * archive/tar through umoci, tar-stream), each layer wrapped as an image, mounted, and compared
+ * archive/tar through umoci, node-tar, tar-stream), each layer wrapped as an image, mounted, and compared
  * with the source tree field by field for what that writer's format carries (its profile in
  * helpers/conformance-writers.ts). Where writers or readers disagree, Go's archive/tar decides.
  * Both sides are read by the same walker (helpers/conformance-walk.py) with byte names.
