@@ -1,5 +1,6 @@
-import { ArchiveError, type ArchiveFiles } from './archive/archive-files';
+import type { ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
+import { ArchiveError } from './errors';
 import type { IndexCache } from './cache/index-cache';
 import { createSpanCache } from './compress/stream';
 import type { FileSource } from './io/byte-source';
@@ -13,14 +14,15 @@ import { indexLayer, type IndexedLayer, type LayerIndexContext } from './layers/
 import { buildTree, type FileObj } from './union/build';
 import { readEntryContent } from './union/content';
 import type { Tree } from './union/tree';
+import { textWarning, warning, type Warning } from './warnings';
 
 export type { Compression, IndexedLayer } from './layers/index-layer';
 
 export interface OpenOptions extends ImageSelector {
   /** `--layers` selection (see parseLayerSelection); all layers when absent. */
   layers?: string;
-  /** Called with every warning as it is found (the CLI prints them on stderr). */
-  onWarning?: (message: string) => void;
+  /** Called with every warning as it is found: its text (the CLI prints it on stderr) and the warning. */
+  onWarning?: (text: string, warning: Warning) => void;
   /** Notes that are not problems: what is being cached and why something is slow. */
   onNote?: (message: string) => void;
   /** Progress of long sequential passes (compressed layers and archives), in stored bytes. */
@@ -76,8 +78,14 @@ export class ImageView {
     /** Positions applied to the merged tree (all, unless `--layers` chose fewer). */
     readonly applied: number[],
     readonly merged: Tree,
-    readonly warnings: string[],
+    /** Every warning of the open, in order. */
+    readonly issues: readonly Warning[],
   ) {}
+
+  /** The texts of `issues`. */
+  get warnings(): string[] {
+    return this.issues.map((w) => w.text);
+  }
 
   static async open(archivePath: string, opts: OpenOptions = {}): Promise<ImageView> {
     const archive = await ImageArchive.open(archivePath, opts);
@@ -90,11 +98,11 @@ export class ImageView {
   }
 
   static async fromArchive(archive: ImageArchive, opts: OpenOptions = {}): Promise<ImageView> {
-    const warn = (m: string) => {
-      warnings.push(m);
-      opts.onWarning?.(m);
+    const warn = (w: Warning) => {
+      warnings.push(w);
+      opts.onWarning?.(w.text, w);
     };
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     archive.files.warnings.forEach(warn);
     const record = archive.select(opts);
     const image = await loadImage(archive.files, record);
@@ -107,7 +115,7 @@ export class ImageView {
     }
     const metaProblems = metadataDigestProblems(image);
     if (opts.verify && metaProblems.length) throw new ArchiveError(`${archive.files.location}: ${metaProblems[0]}`);
-    metaProblems.forEach(warn);
+    for (const p of metaProblems) warn(warning('digest', p));
     const layers: IndexedLayer[] = [];
     const byBlob = new Map<string, IndexedLayer>();
     const ctx: LayerIndexContext = {
@@ -121,7 +129,8 @@ export class ImageView {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
       const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, ctx);
-      if (!seen) layer.warnings.forEach(warn);
+      // index-layer.ts keeps its warnings (and the cache stores them) as text.
+      if (!seen) for (const t of layer.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
       byBlob.set(d.blobPath, layer);
       layers.push(layer);
     }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UserError } from '../errors';
+import { NotFoundError, UserError } from '../errors';
 import { EntryType } from '../tar/entry';
 import { fileChunks } from '../query/content';
 import { displayName, nameFromText } from '../names';
@@ -44,8 +44,8 @@ export function registerCat(program: Command): Command {
             try {
               const node = resolvePath(tree, path, { followFinal: true });
               const type = tree.type(node);
-              if (type === EntryType.Directory) throw new UserError(`${displayName(displayPath(imagePath(path)))}: is a directory`, 1);
-              if (type !== EntryType.File) throw new UserError(`${displayName(displayPath(imagePath(path)))}: is a ${describeType(type)}, not a regular file`, 1);
+              if (type === EntryType.Directory) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a directory`);
+              if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${describeType(type)}, not a regular file`);
               for await (const chunk of fileChunks(view, tree, node)) await writeWithBackpressure(process.stdout, chunk);
             } catch (err) {
               if (!(err instanceof UserError)) throw err;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { UsageError, UserError } from '../errors';
+import { OutputError, UsageError, UserError } from '../errors';
 import { writeTreeTar } from '../query/export';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 
@@ -60,7 +60,7 @@ async function exportToFile(target: string, write: (out: fs.WriteStream) => Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? `${path.dirname(target)} does not exist` : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new UserError(`${target}: cannot write: ${why}`, 1);
+    throw new OutputError(`${target}: cannot write: ${why}`, { cause: err });
   }
   try {
     await write(out);
@@ -73,6 +73,6 @@ async function exportToFile(target: string, write: (out: fs.WriteStream) => Prom
     out.destroy();
     await fs.promises.rm(temp, { force: true });
     if (err instanceof UserError) throw err;
-    throw new UserError(`${target}: ${(err as Error).message}`, 1);
+    throw new OutputError(`${target}: ${(err as Error).message}`, { cause: err });
   }
 }

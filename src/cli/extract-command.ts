@@ -4,6 +4,7 @@ import { writeItems } from '../query/extract-write';
 import { chooseTree } from '../query/layer-ref';
 import { displayName, nameFromText } from '../names';
 import { resolvePath } from '../query/resolve';
+import { warning } from '../warnings';
 import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
 
 interface ExtractOptions extends ImageOptions {
@@ -51,7 +52,7 @@ export function registerExtract(program: Command): Command {
       try {
         const warn = warnPrinter(opts.quiet);
         const isRoot = process.getuid?.() === 0;
-        if (opts.sameOwner && !isRoot) warn('--same-owner needs root; files will belong to you');
+        if (opts.sameOwner && !isRoot) warn(warning('other', '--same-owner needs root; files will belong to you'));
         const view = await openView(image, opts);
         try {
           const { tree } = chooseTree(view, opts.layer);

@@ -1,6 +1,7 @@
 import { NotFoundError, UsageError } from '../errors';
 import { printable } from '../tar/printable';
 import { platformString, type ImageRecord, type Platform } from './model';
+import { warning, type Warning } from '../warnings';
 
 export interface ImageSelector {
   /** A position (`0`), a name (`myapp:1.0`, `docker.io/library/myapp:1.0`) or a digest (`sha256:…`, a prefix will do). */
@@ -94,11 +95,11 @@ function normalizePlatform(p: Platform): Platform {
  * naming both. A config that records no architecture cannot be checked: the image is taken on
  * the request's word, and the returned warning says so.
  */
-export function checkConfigPlatform(config: Platform, requested: string, position: number, location: string): string | undefined {
+export function checkConfigPlatform(config: Platform, requested: string, position: number, location: string): Warning | undefined {
   const asked = parsePlatform(requested);
   const want = normalizePlatform(asked);
   if (!config.architecture) {
-    return `image ${position}'s config records no architecture${config.os ? ` (os ${printable(config.os)})` : ''}; taking it as ${requested} unchecked`;
+    return warning('platform', `image ${position}'s config records no architecture${config.os ? ` (os ${printable(config.os)})` : ''}; taking it as ${requested} unchecked`);
   }
   const have = normalizePlatform(config);
   const ok =

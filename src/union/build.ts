@@ -4,6 +4,7 @@ import { displayName } from '../names';
 import type { TarIndex } from '../tar/tar-index';
 import { Tree } from './tree';
 import { whiteoutMeaning } from './whiteout';
+import { warning, type Warning } from '../warnings';
 
 
 /** A file object: what a node (or several hard-linked nodes) shows. entry -1 = implied directory. */
@@ -36,7 +37,7 @@ export interface BuildOptions {
 
 export interface BuiltTree {
   tree: Tree;
-  warnings: string[];
+  warnings: Warning[];
 }
 
 const implied = (layerSlot: number): FileObj => ({ layerSlot, entry: -1 });
@@ -49,7 +50,7 @@ const implied = (layerSlot: number): FileObj => ({ layerSlot, entry: -1 });
  * directory merges, anything else replaces the old path and its subtree.
  */
 export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
   const root: MutableNode = { name: '', obj: implied(apply[0] ?? 0), children: new Map() };
 
@@ -91,11 +92,12 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         continue;
       }
       if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-        warnings.push(`${name(slot)}: whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
+        const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
+        warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
       }
       if (meaning.kind === 'opaque') opaque.push(meaning.dir);
       else if (meaning.kind === 'whiteout') whiteouts.push(meaning.target);
-      else if (meaning.kind === 'invalid') warnings.push(`${name(slot)}: ignored invalid whiteout ${displayName(path)}`);
+      else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
     }
 
     for (const dir of opaque) {
@@ -131,7 +133,8 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         let targetObj = target && !target.children ? target.obj : undefined;
         if (!target && opts.resolveOutside) targetObj = opts.resolveOutside(targetPath);
         if (!targetObj) {
-          warnings.push(`${name(slot)}: hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`);
+          const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`;
+          warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
           continue;
         }
         if (existing === target) continue;
