@@ -11,9 +11,9 @@ import type { Image, ImageRecord } from './image/model';
 import { checkConfigPlatform, selectImage, type ImageSelector } from './image/select';
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
 import { indexLayer, type IndexedLayer, type LayerIndexContext } from './layers/index-layer';
-import { buildTree, type FileObj } from './union/build';
-import { readEntryContent } from './union/content';
-import type { Tree } from './union/tree';
+import { buildTree } from './union/build';
+import { readEntryContent } from './tar/entry-content';
+import type { NodeSource, Tree } from './union/tree';
 import { textWarning, warning, type Warning } from './warnings';
 
 export type { Compression, IndexedLayer } from './layers/index-layer';
@@ -164,7 +164,7 @@ export class ImageView {
   }
 
   /** For a layer's own view: the nearest lower layer holding `path` as a non-directory. */
-  private findBelow(position: number, path: string): FileObj | undefined {
+  private findBelow(position: number, path: string): NodeSource | undefined {
     for (let p = position - 1; p >= 0; p--) {
       let map = this.pathMaps.get(p);
       if (!map) {

@@ -5,7 +5,7 @@ import { FileSource, SliceSource, type ByteSource } from '../io/byte-source';
 import { normalizePath, parentOf, joinPath } from '../paths';
 import { nameToText } from '../names';
 import { EntryType } from '../tar/entry';
-import { oneLine, printable } from '../tar/printable';
+import { oneLine, printableText } from '../text';
 import type { TarScan } from '../tar/scan';
 import { textWarning, type Warning } from '../warnings';
 import type { TarIndex } from '../tar/tar-index';
@@ -36,10 +36,10 @@ export { ArchiveError };
 
 export async function readArchiveBytes(files: ArchiveFiles, path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
   const src = await files.open(path);
-  if (src.size > limit) throw new ArchiveError(`${files.location}: ${printable(path)} is ${src.size} bytes, too large for metadata`);
+  if (src.size > limit) throw new ArchiveError(`${files.location}: ${printableText(path)} is ${src.size} bytes, too large for metadata`);
   const buf = Buffer.alloc(src.size);
   const n = await src.read(buf, 0, src.size, 0);
-  if (n !== src.size) throw new ArchiveError(`${files.location}: ${printable(path)} is truncated`);
+  if (n !== src.size) throw new ArchiveError(`${files.location}: ${printableText(path)} is truncated`);
   return buf;
 }
 
@@ -49,7 +49,7 @@ export async function readArchiveJson(files: ArchiveFiles, path: string): Promis
     return { value: JSON.parse(bytes.toString('utf8')), bytes };
   } catch (err) {
     // V8 quotes the text around the error, newlines included: keep the message one line.
-    throw new ArchiveError(`${files.location}: ${printable(path)}: invalid JSON (${oneLine((err as Error).message)})`, { cause: err });
+    throw new ArchiveError(`${files.location}: ${printableText(path)}: invalid JSON (${oneLine((err as Error).message)})`, { cause: err });
   }
 }
 
@@ -121,7 +121,7 @@ export class TarArchiveFiles implements ArchiveFiles {
       const what = this.byPath.has(norm) ? 'not a regular file' : 'missing from the archive';
       // A member after the point where the archive was cut is missing because of the cut.
       const cut = this.truncation !== undefined && !this.byPath.has(norm) ? ` (the archive ends early: ${this.truncation})` : '';
-      throw new ArchiveError(`${this.location}: ${printable(path)}: ${what}${cut}`);
+      throw new ArchiveError(`${this.location}: ${printableText(path)}: ${what}${cut}`);
     }
     return new SliceSource(this.source, this.index.dataOffsets[i], this.index.sizes[i]);
   }
@@ -205,14 +205,14 @@ export class DirArchiveFiles implements ArchiveFiles {
     if (real === undefined) {
       // `outside` also covers a symlink in the folder that resolves out of it: say so, rather
       // than calling the file missing.
-      throw new ArchiveError(`${this.location}: ${printable(path)}: ${outside ? 'refused: it points outside the layout' : 'missing from the layout'}`);
+      throw new ArchiveError(`${this.location}: ${printableText(path)}: ${outside ? 'refused: it points outside the layout' : 'missing from the layout'}`);
     }
     // Only regular files: a folder, FIFO or device where a blob should be is the layout's fault,
     // reported like a missing file (and a device is never opened, opening one can act on it).
     const st = await fs.promises.stat(real).catch(() => undefined);
-    if (!st?.isFile()) throw new ArchiveError(`${this.location}: ${printable(path)}: not a regular file`);
+    if (!st?.isFile()) throw new ArchiveError(`${this.location}: ${printableText(path)}: not a regular file`);
     const src = await FileSource.open(real).catch((err: Error) => {
-      throw new ArchiveError(`${this.location}: ${printable(path)}: ${oneLine(err.message)}`, { cause: err });
+      throw new ArchiveError(`${this.location}: ${printableText(path)}: ${oneLine(err.message)}`, { cause: err });
     });
     this.opened.push(src);
     return src;

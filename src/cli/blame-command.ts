@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { NotFoundError } from '../errors';
 import { stepForLayer } from '../image/history';
 import { blame, headlineChange, type BlameChange } from '../query/blame';
-import { alignColumns, displayPath, oneLine, shortDigest } from '../query/format';
+import { alignColumns, displayPath, shortDigest } from '../query/format';
+import { oneLine } from '../text';
 import { imagePath, resolvePath } from '../query/resolve';
 import { displayName, nameFromText, nameToText } from '../names';
 import { baseName, joinPath, parentOf } from '../paths';
@@ -94,7 +95,7 @@ async function run(view: ImageView, userPath: string, opts: BlameOptions): Promi
   for (const l of layers) {
     const { diffId, createdBy } = info(l.position);
     const prefix = [String(l.position), shortDigest(diffId)];
-    const step = oneLine(createdBy ?? '-');
+    const step = oneLine(createdBy ?? '-', 'cell');
     if (opts.all) for (const c of l.changes) rows.push([...prefix, c.kind, describe(c), step]);
     else {
       const head = headlineChange(l.changes, target);

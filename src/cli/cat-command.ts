@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { NotFoundError, UserError } from '../errors';
-import { EntryType } from '../tar/entry';
+import { EntryType, typeWords } from '../tar/entry';
 import { fileChunks } from '../query/content';
 import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
-import { describeType, imagePath, resolvePath } from '../query/resolve';
+import { imagePath, resolvePath } from '../query/resolve';
 import { writeWithBackpressure } from '../query/sink';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 
@@ -45,7 +45,7 @@ export function registerCat(program: Command): Command {
               const node = resolvePath(tree, path, { followFinal: true });
               const type = tree.type(node);
               if (type === EntryType.Directory) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a directory`);
-              if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${describeType(type)}, not a regular file`);
+              if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${typeWords(type)}, not a regular file`);
               for await (const chunk of fileChunks(view, tree, node)) await writeWithBackpressure(process.stdout, chunk);
             } catch (err) {
               if (!(err instanceof UserError)) throw err;

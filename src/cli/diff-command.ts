@@ -6,7 +6,8 @@ import { stepForLayer } from '../image/history';
 import { EntryType } from '../tar/entry';
 import { metaJson } from '../query/compare';
 import { diffLayer, diffTrees, type DiffEntry } from '../query/diff';
-import { alignColumns, oneLine, shortDigest } from '../query/format';
+import { alignColumns, shortDigest } from '../query/format';
+import { oneLine } from '../text';
 import { resolveLayerRef } from '../query/layer-ref';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
@@ -114,7 +115,7 @@ async function layerDiffs(image: string, opts: DiffOptions): Promise<void> {
       const lines = entryLines(d.entries);
       if (opts.layer !== undefined) await writeWithBackpressure(process.stdout, lines.map((l) => `${l}\n`).join(''));
       else {
-        const head = `${position === positions[0] ? '' : '\n'}layer ${position}  ${shortDigest(layer.diffId)}  ${oneLine(layer.createdBy ?? '-')}`.trimEnd() + '\n';
+        const head = `${position === positions[0] ? '' : '\n'}layer ${position}  ${shortDigest(layer.diffId)}  ${oneLine(layer.createdBy ?? '-', 'cell')}`.trimEnd() + '\n';
         await writeWithBackpressure(process.stdout, head + (lines.length ? lines : ['(no changes)']).map((l) => `${l}\n`).join(''));
       }
     }

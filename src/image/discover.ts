@@ -1,5 +1,5 @@
 import { ArchiveError, readArchiveJson, type ArchiveFiles } from '../archive/archive-files';
-import { printable } from '../tar/printable';
+import { printableText } from '../text';
 import { warning } from '../warnings';
 import type { ImageRecord, Platform } from './model';
 
@@ -172,7 +172,7 @@ async function dockerV1Records(files: ArchiveFiles): Promise<ImageRecord[]> {
     const chain: string[] = [];
     const seen = new Set<string>();
     for (let id: string | undefined = top; id; ) {
-      if (seen.has(id) || !/^[a-f0-9]{64}$/.test(id)) throw new ArchiveError(`${files.location}: layer chain of ${printable(top)} is broken at ${printable(String(id))}`);
+      if (seen.has(id) || !/^[a-f0-9]{64}$/.test(id)) throw new ArchiveError(`${files.location}: layer chain of ${printableText(top)} is broken at ${printableText(String(id))}`);
       seen.add(id);
       chain.unshift(id);
       const { value: json } = await readArchiveJson(files, `${id}/json`);

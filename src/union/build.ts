@@ -2,20 +2,14 @@ import { baseName, parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
 import { displayName } from '../names';
 import type { TarIndex } from '../tar/tar-index';
-import { Tree } from './tree';
+import { Tree, type NodeSource } from './tree';
 import { whiteoutMeaning } from './whiteout';
 import { warning, type Warning } from '../warnings';
 
 
-/** A file object: what a node (or several hard-linked nodes) shows. entry -1 = implied directory. */
-export interface FileObj {
-  layerSlot: number;
-  entry: number;
-}
-
 interface MutableNode {
   name: string;
-  obj: FileObj;
+  obj: NodeSource;
   /** Present exactly when the node is a directory. */
   children?: Map<string, MutableNode>;
 }
@@ -32,7 +26,7 @@ export interface BuildOptions {
    * A hard link whose target is not in the tree built so far resolves here ('single' mode: a
    * lower layer holds the target); returns the target's file object or undefined.
    */
-  resolveOutside?: (path: string) => FileObj | undefined;
+  resolveOutside?: (path: string) => NodeSource | undefined;
 }
 
 export interface BuiltTree {
@@ -40,7 +34,7 @@ export interface BuiltTree {
   warnings: Warning[];
 }
 
-const implied = (layerSlot: number): FileObj => ({ layerSlot, entry: -1 });
+const implied = (layerSlot: number): NodeSource => ({ layerSlot, entry: -1 });
 
 /**
  * Builds the file tree of the layers in `apply` (slots of `layers`, bottom first), the way containerd's and go-containerregistry's
@@ -114,7 +108,7 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
     for (const i of adds) {
       const path = index.path(i);
       const type = index.type(i);
-      const obj: FileObj = { layerSlot: slot, entry: i };
+      const obj: NodeSource = { layerSlot: slot, entry: i };
       if (path === '') {
         if (type === EntryType.Directory) root.obj = obj;
         continue;
@@ -164,7 +158,7 @@ function freeze(root: MutableNode, layers: readonly TarIndex[]): Tree {
       parents.push(n);
     }
   }
-  const objIds = new Map<FileObj, number>();
+  const objIds = new Map<NodeSource, number>();
   const objLayer: number[] = [];
   const objEntry: number[] = [];
   const objNlink: number[] = [];
