@@ -3,7 +3,7 @@ import { openArchiveFiles } from './archive/open-archive';
 import { ArchiveError } from './errors';
 import type { IndexCache } from './cache/index-cache';
 import { createSpanCache } from './compress/stream';
-import type { FileSource } from './io/byte-source';
+import type { ByteSource } from './io/byte-source';
 import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';
 import { loadImage } from './image/load';
@@ -188,24 +188,19 @@ export class ImageView {
   }
 
   /**
-   * The file and byte range holding a node's content, when it is one plain run of an
-   * uncompressed archive (not sparse, not compressed): the mount then serves reads with one
-   * `fs.read` each instead of going through the layer's stream.
+   * Where a node's bytes are when they are one plain run of its layer's stream: not sparse, and
+   * all inside the stream (a layer cut inside the file's data has no such run; read() fails
+   * there at the blob's end). Undefined otherwise, and for nodes that are not files.
    */
-  fileSpan(tree: Tree, node: number): { file: FileSource; offset: number; size: number } | undefined {
+  plainRun(tree: Tree, node: number): { stream: ByteSource; offset: number; size: number } | undefined {
     const src = tree.source(node);
     if (!src) return undefined;
     const layer = this.layers[src.layerSlot];
     if (layer.index.extras.get(src.entry)?.sparse) return undefined;
-    // A layer cut inside this file's data: one fs.read would run on into whatever follows the
-    // blob in the archive. Leave it to read(), which fails with EIO at the blob's end.
-    if (layer.index.dataOffsets[src.entry] + layer.index.sizes[src.entry] > layer.stream.size) return undefined;
-    const range = layer.stream.fileRange?.();
-    if (!range) return undefined;
-    // Called when the mount opens a file: a changed archive is noticed here already (its reads
-    // then fail; the read path checks again after every read, see FileSource.verifyUnchanged).
-    range.file.verifyUnchanged();
-    return { file: range.file, offset: range.start + layer.index.dataOffsets[src.entry], size: layer.index.sizes[src.entry] };
+    const offset = layer.index.dataOffsets[src.entry];
+    const size = layer.index.sizes[src.entry];
+    if (offset + size > layer.stream.size) return undefined;
+    return { stream: layer.stream, offset, size };
   }
 
   /** Reads a whole file (for the CLI's cat and for tests); refuses directories. */

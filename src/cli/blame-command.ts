@@ -8,7 +8,7 @@ import { imagePath, resolvePath } from '../query/resolve';
 import { displayName, nameFromText, nameToText } from '../names';
 import { baseName, joinPath, parentOf } from '../paths';
 import type { ImageView } from '../engine';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface BlameOptions extends ImageOptions {
   all?: boolean;
@@ -41,18 +41,7 @@ export function registerBlame(program: Command): Command {
       .option('--json', 'print a JSON array, one object per layer'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, path: string, opts: BlameOptions) => {
-      try {
-        const view = await openView(image, opts);
-        try {
-          await run(view, path, opts);
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+    .action(reporting((image: string, path: string, opts: BlameOptions) => withImage(image, opts, (view) => run(view, path, opts))));
 }
 
 /**

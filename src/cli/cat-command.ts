@@ -7,7 +7,7 @@ import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { imagePath, resolvePath } from '../query/resolve';
 import { writeWithBackpressure } from '../query/sink';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface CatOptions extends ImageOptions {
   layer?: string;
@@ -34,10 +34,9 @@ export function registerCat(program: Command): Command {
       .option('--layer <n|diff_id>', 'read from one layer alone (its position, diff_id or a prefix of it)'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, paths: string[], opts: CatOptions) => {
-      try {
-        const view = await openView(image, opts);
-        try {
+    .action(
+      reporting((image: string, paths: string[], opts: CatOptions) =>
+        withImage(image, opts, async (view) => {
           const { tree } = chooseTree(view, opts.layer);
           for (const typed of paths) {
             const path = nameFromText(typed);
@@ -54,11 +53,7 @@ export function registerCat(program: Command): Command {
               process.exitCode = err.exitCode;
             }
           }
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+        }),
+      ),
+    );
 }

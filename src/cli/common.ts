@@ -65,6 +65,31 @@ export async function openView(archive: string, opts: ImageOptions, hooks: Parti
   }
 }
 
+/**
+ * Opens the image for a command, hands it to `use` and closes it however `use` ends. The
+ * shared flags choose the image; `hooks` override engine options (the mount server's own
+ * warning and progress routing).
+ */
+export async function withImage<T>(archive: string, opts: ImageOptions, use: (view: ImageView) => Promise<T>, hooks: Partial<OpenOptions> = {}): Promise<T> {
+  const view = await openView(archive, opts, hooks);
+  try {
+    return await use(view);
+  } finally {
+    await view.close();
+  }
+}
+
+/** A commander action that ends the process the CLI's way (reportAndExit) when it fails. */
+export function reporting<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      reportAndExit(err);
+    }
+  };
+}
+
 /** Ends the process with the error's one-line message and exit code. */
 export function reportAndExit(err: unknown): never {
   if (err instanceof UserError) {

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { OutputError, UsageError, UserError } from '../errors';
 import { writeTreeTar } from '../query/export';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface ExportOptions extends ImageOptions {
   output: string;
@@ -33,21 +33,16 @@ export function registerExport(program: Command): Command {
       .requiredOption('-o, --output <file>', 'the tar to write, or - for stdout'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, opts: ExportOptions) => {
-      try {
+    .action(
+      reporting(async (image: string, opts: ExportOptions) => {
         const toStdout = opts.output === '-';
         if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar to a terminal; give -o FILE or pipe stdout');
-        const view = await openView(image, opts);
-        try {
+        await withImage(image, opts, async (view) => {
           if (toStdout) await writeTreeTar(view, view.merged, process.stdout);
           else await exportToFile(opts.output, (out) => writeTreeTar(view, view.merged, out).then(() => undefined));
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+        });
+      }),
+    );
 }
 
 /** Writes through a temporary file next to `target` and renames it into place once complete. */

@@ -4,7 +4,7 @@ import { displayNames } from '../image/select';
 import { configSummary, historyRows, listImages, type ConfigSummary, type HistoryRow, type ImageListing } from '../query/inspect';
 import { alignColumns, humanSize, shortDigest } from '../query/format';
 import { oneLine, printableText } from '../text';
-import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, reporting, warnPrinter, type ImageOptions } from './common';
 
 interface InspectOptions extends ImageOptions {
   json?: boolean;
@@ -31,13 +31,7 @@ export function registerInspect(program: Command): Command {
       .option('--json', 'print one JSON document'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, opts: InspectOptions) => {
-      try {
-        await inspect(image, opts);
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+    .action(reporting(inspect));
 }
 
 async function inspect(path: string, opts: InspectOptions): Promise<void> {
