@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { ImageView } from '../engine';
 import type { FileSource } from '../io/byte-source';
@@ -7,8 +8,20 @@ import type { NodeStat, Tree } from '../union/tree';
 import type { Namespace, Resolved } from './namespace';
 import { displayName } from '../names';
 
-/** errno values as the native side wants them (negative). */
-export const E = { ENOENT: -2, EIO: -5, EBADF: -9, EACCES: -13, EISDIR: -21, EINVAL: -22, EROFS: -30, ENODATA: -61, ERANGE: -34 };
+const { errno } = os.constants;
+
+/** errno values as the native side wants them: negative, from Node's table for this platform. */
+export const E = {
+  ENOENT: -errno.ENOENT,
+  EIO: -errno.EIO,
+  EBADF: -errno.EBADF,
+  EACCES: -errno.EACCES,
+  EISDIR: -errno.EISDIR,
+  EINVAL: -errno.EINVAL,
+  EROFS: -errno.EROFS,
+  ENODATA: -errno.ENODATA,
+  ERANGE: -errno.ERANGE,
+};
 
 type Cb = (...args: any[]) => void;
 
