@@ -1,8 +1,9 @@
-import { ArchiveError, type ArchiveFiles } from './archive/archive-files';
+import type { ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
 import { TarIndexer } from './archive/tar-indexer';
+import { ArchiveError } from './errors';
 import type { IndexCache } from './cache/index-cache';
-import type { FileSource } from './io/byte-source';
+import type { ByteSource } from './io/byte-source';
 import { discoverImages } from './image/discover';
 import { parseLayerSelection } from './image/layer-selection';
 import { loadImage } from './image/load';
@@ -10,17 +11,18 @@ import type { Image, ImageRecord } from './image/model';
 import { checkConfigPlatform, selectImage, type ImageSelector } from './image/select';
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
 import { indexLayer, type IndexedLayer } from './layers/index-layer';
-import { buildTree, type FileObj } from './union/build';
-import { readEntryContent } from './union/content';
-import type { Tree } from './union/tree';
+import { buildTree } from './union/build';
+import { readEntryContent } from './tar/entry-content';
+import type { NodeSource, Tree } from './union/tree';
+import { textWarning, warning, type Warning } from './warnings';
 
 export type { Compression, IndexedLayer } from './layers/index-layer';
 
 export interface OpenOptions extends ImageSelector {
   /** `--layers` selection (see parseLayerSelection); all layers when absent. */
   layers?: string;
-  /** Called with every warning as it is found (the CLI prints them on stderr). */
-  onWarning?: (message: string) => void;
+  /** Called with every warning as it is found: its text (the CLI prints it on stderr) and the warning. */
+  onWarning?: (text: string, warning: Warning) => void;
   /** Notes that are not problems: what is being cached and why something is slow. */
   onNote?: (message: string) => void;
   /** Progress of long sequential passes (compressed layers and archives), in stored bytes. */
@@ -76,8 +78,14 @@ export class ImageView {
     /** Positions applied to the merged tree (all, unless `--layers` chose fewer). */
     readonly applied: number[],
     readonly merged: Tree,
-    readonly warnings: string[],
+    /** Every warning of the open, in order. */
+    readonly issues: readonly Warning[],
   ) {}
+
+  /** The texts of `issues`. */
+  get warnings(): string[] {
+    return this.issues.map((w) => w.text);
+  }
 
   static async open(archivePath: string, opts: OpenOptions = {}): Promise<ImageView> {
     const archive = await ImageArchive.open(archivePath, opts);
@@ -90,11 +98,11 @@ export class ImageView {
   }
 
   static async fromArchive(archive: ImageArchive, opts: OpenOptions = {}): Promise<ImageView> {
-    const warn = (m: string) => {
-      warnings.push(m);
-      opts.onWarning?.(m);
+    const warn = (w: Warning) => {
+      warnings.push(w);
+      opts.onWarning?.(w.text, w);
     };
-    const warnings: string[] = [];
+    const warnings: Warning[] = [];
     archive.files.warnings.forEach(warn);
     const record = archive.select(opts);
     const image = await loadImage(archive.files, record);
@@ -107,7 +115,7 @@ export class ImageView {
     }
     const metaProblems = metadataDigestProblems(image);
     if (opts.verify && metaProblems.length) throw new ArchiveError(`${archive.files.location}: ${metaProblems[0]}`);
-    metaProblems.forEach(warn);
+    for (const p of metaProblems) warn(warning('digest', p));
     const layers: IndexedLayer[] = [];
     const byBlob = new Map<string, IndexedLayer>();
     const indexer = new TarIndexer({
@@ -122,7 +130,8 @@ export class ImageView {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
       const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, indexer);
-      if (!seen) layer.warnings.forEach(warn);
+      // index-layer.ts keeps its warnings (and the cache stores them) as text.
+      if (!seen) for (const t of layer.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
       byBlob.set(d.blobPath, layer);
       layers.push(layer);
     }
@@ -156,7 +165,7 @@ export class ImageView {
   }
 
   /** For a layer's own view: the nearest lower layer holding `path` as a non-directory. */
-  private findBelow(position: number, path: string): FileObj | undefined {
+  private findBelow(position: number, path: string): NodeSource | undefined {
     for (let p = position - 1; p >= 0; p--) {
       let map = this.pathMaps.get(p);
       if (!map) {
@@ -180,24 +189,19 @@ export class ImageView {
   }
 
   /**
-   * The file and byte range holding a node's content, when it is one plain run of an
-   * uncompressed archive (not sparse, not compressed): the mount then serves reads with one
-   * `fs.read` each instead of going through the layer's stream.
+   * Where a node's bytes are when they are one plain run of its layer's stream: not sparse, and
+   * all inside the stream (a layer cut inside the file's data has no such run; read() fails
+   * there at the blob's end). Undefined otherwise, and for nodes that are not files.
    */
-  fileSpan(tree: Tree, node: number): { file: FileSource; offset: number; size: number } | undefined {
+  plainRun(tree: Tree, node: number): { stream: ByteSource; offset: number; size: number } | undefined {
     const src = tree.source(node);
     if (!src) return undefined;
     const layer = this.layers[src.layerSlot];
     if (layer.index.extras.get(src.entry)?.sparse) return undefined;
-    // A layer cut inside this file's data: one fs.read would run on into whatever follows the
-    // blob in the archive. Leave it to read(), which fails with EIO at the blob's end.
-    if (layer.index.dataOffsets[src.entry] + layer.index.sizes[src.entry] > layer.stream.size) return undefined;
-    const range = layer.stream.fileRange?.();
-    if (!range) return undefined;
-    // Called when the mount opens a file: a changed archive is noticed here already (its reads
-    // then fail; the read path checks again after every read, see FileSource.verifyUnchanged).
-    range.file.verifyUnchanged();
-    return { file: range.file, offset: range.start + layer.index.dataOffsets[src.entry], size: layer.index.sizes[src.entry] };
+    const offset = layer.index.dataOffsets[src.entry];
+    const size = layer.index.sizes[src.entry];
+    if (offset + size > layer.stream.size) return undefined;
+    return { stream: layer.stream, offset, size };
   }
 
   /** Reads a whole file (for the CLI's cat and for tests); refuses directories. */

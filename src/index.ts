@@ -9,9 +9,9 @@
  *   await view.close();
  */
 export { ImageArchive, ImageView, type Compression, type IndexedLayer, type OpenOptions } from './engine';
-export { ArchiveError } from './archive/archive-files';
 export { defaultCacheDir, IndexCache } from './cache/index-cache';
-export { NotFoundError, UsageError, UserError } from './errors';
+export { ArchiveError, EnvironmentError, ExitCode, NotFoundError, OutputError, UsageError, UserError } from './errors';
+export type { Warning, WarningCode } from './warnings';
 export type { HistoryStep, Image, ImageConfig, ImageRecord, LayerDescriptor, Platform } from './image/model';
 export type { ImageSelector } from './image/select';
 export { EntryType } from './tar/entry';

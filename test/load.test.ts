@@ -384,6 +384,8 @@ describe('resource bounds', () => {
     const m = await measureOpen(archive, 280_000);
     t.diagnostic(`zstd window bomb: peak RSS ${m.peakRssMB.toFixed(0)} MB ${m.error ?? ''}`);
     assert.ok(m.peakRssMB < 300, `peak RSS ${m.peakRssMB.toFixed(0)} MB`);
-    if (m.error) assert.match(m.error, /window|memory/i);
+    // Either outcome is fine, and each is checked: refused for its window, or decoded whole.
+    if (m.error !== undefined) assert.match(m.error, /window|memory/i);
+    else assert.equal(m.entries, 1);
   });
 });

@@ -1,12 +1,13 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { UserError } from '../errors';
+import { ArchiveError } from '../errors';
 import { FileSource, SliceSource, type ByteSource } from '../io/byte-source';
 import { normalizePath, parentOf, joinPath } from '../paths';
 import { nameToText } from '../names';
 import { EntryType } from '../tar/entry';
-import { oneLine, printable } from '../tar/printable';
+import { oneLine, printableText } from '../text';
 import type { TarScan } from '../tar/scan';
+import { textWarning, type Warning } from '../warnings';
 import type { TarIndex } from '../tar/tar-index';
 
 /**
@@ -19,7 +20,9 @@ export interface ArchiveFiles {
   readonly location: string;
   /** Identity of the archive file or folder, for cache keys: size and mtime. */
   readonly stamp: { size: number; mtimeMs: number };
-  readonly warnings: string[];
+  readonly warnings: Warning[];
+  /** When the archive ends early: how ("truncated: 3 stray bytes at byte 1024"). */
+  readonly truncation?: string;
   has(path: string): boolean;
   list(): string[];
   open(path: string): Promise<ByteSource>;
@@ -28,19 +31,15 @@ export interface ArchiveFiles {
   close(): Promise<void>;
 }
 
-/** The archive cannot be read or is not what it claims (exit 3). */
-export class ArchiveError extends UserError {
-  constructor(message: string) {
-    super(message, 3);
-  }
-}
+// open-archive.ts and index-layer.ts import it from here.
+export { ArchiveError };
 
 export async function readArchiveBytes(files: ArchiveFiles, path: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
   const src = await files.open(path);
-  if (src.size > limit) throw new ArchiveError(`${files.location}: ${printable(path)} is ${src.size} bytes, too large for metadata`);
+  if (src.size > limit) throw new ArchiveError(`${files.location}: ${printableText(path)} is ${src.size} bytes, too large for metadata`);
   const buf = Buffer.alloc(src.size);
   const n = await src.read(buf, 0, src.size, 0);
-  if (n !== src.size) throw new ArchiveError(`${files.location}: ${printable(path)} is truncated`);
+  if (n !== src.size) throw new ArchiveError(`${files.location}: ${printableText(path)} is truncated`);
   return buf;
 }
 
@@ -50,7 +49,7 @@ export async function readArchiveJson(files: ArchiveFiles, path: string): Promis
     return { value: JSON.parse(bytes.toString('utf8')), bytes };
   } catch (err) {
     // V8 quotes the text around the error, newlines included: keep the message one line.
-    throw new ArchiveError(`${files.location}: ${printable(path)}: invalid JSON (${oneLine((err as Error).message)})`);
+    throw new ArchiveError(`${files.location}: ${printableText(path)}: invalid JSON (${oneLine((err as Error).message)})`, { cause: err });
   }
 }
 
@@ -63,7 +62,8 @@ export class TarArchiveFiles implements ArchiveFiles {
     private readonly index: TarIndex,
     private readonly byPath: Map<string, number>,
     readonly stamp: { size: number; mtimeMs: number },
-    readonly warnings: string[],
+    readonly warnings: Warning[],
+    readonly truncation: string | undefined,
     private readonly backing?: FileSource,
   ) {}
 
@@ -83,7 +83,10 @@ export class TarArchiveFiles implements ArchiveFiles {
     // here (a layer's own names stay bytes: src/names.ts).
     const byPath = new Map<string, number>();
     for (let i = 0; i < scanned.index.count; i++) byPath.set(nameToText(scanned.index.path(i)), i);
-    return new TarArchiveFiles(location, source, close, scanned.index, byPath, stamp, scanned.warnings, backing);
+    // A scan from the index cache has its warnings as text only (see TarScan).
+    const warnings = scanned.issues ?? scanned.warnings.map((text) => textWarning(text));
+    const truncation = scanned.issues ? scanned.truncation : truncationOf(warnings, location);
+    return new TarArchiveFiles(location, source, close, scanned.index, byPath, stamp, warnings, truncation, backing);
   }
 
   has(path: string): boolean {
@@ -117,8 +120,8 @@ export class TarArchiveFiles implements ArchiveFiles {
       if (norm === null) throw new ArchiveError(`${this.location}: refused ${JSON.stringify(path)}: it points outside the archive`);
       const what = this.byPath.has(norm) ? 'not a regular file' : 'missing from the archive';
       // A member after the point where the archive was cut is missing because of the cut.
-      const cut = this.warnings.find((w) => w.includes(': truncated'));
-      throw new ArchiveError(`${this.location}: ${printable(path)}: ${what}${cut && !this.byPath.has(norm) ? ` (the archive ends early: ${cut.slice(cut.indexOf(': truncated') + 2)})` : ''}`);
+      const cut = this.truncation !== undefined && !this.byPath.has(norm) ? ` (the archive ends early: ${this.truncation})` : '';
+      throw new ArchiveError(`${this.location}: ${printableText(path)}: ${what}${cut}`);
     }
     return new SliceSource(this.source, this.index.dataOffsets[i], this.index.sizes[i]);
   }
@@ -132,9 +135,20 @@ export class TarArchiveFiles implements ArchiveFiles {
   }
 }
 
+/**
+ * How a scan kept as text says the archive was cut: its truncation warning without the
+ * archive's name (the scanner writes `<location>: <how>`). Only for scans from the index cache.
+ */
+function truncationOf(warnings: Warning[], location: string): string | undefined {
+  const text = warnings.find((w) => w.code === 'truncated')?.text;
+  if (text === undefined) return undefined;
+  return text.startsWith(`${location}: `) ? text.slice(location.length + 2) : text;
+}
+
 /** An OCI image layout unpacked on disk. Opened paths must stay inside the folder, links included. */
 export class DirArchiveFiles implements ArchiveFiles {
-  readonly warnings: string[] = [];
+  readonly warnings: Warning[] = [];
+  readonly truncation = undefined;
   private readonly opened: FileSource[] = [];
 
   private constructor(
@@ -191,14 +205,14 @@ export class DirArchiveFiles implements ArchiveFiles {
     if (real === undefined) {
       // `outside` also covers a symlink in the folder that resolves out of it: say so, rather
       // than calling the file missing.
-      throw new ArchiveError(`${this.location}: ${printable(path)}: ${outside ? 'refused: it points outside the layout' : 'missing from the layout'}`);
+      throw new ArchiveError(`${this.location}: ${printableText(path)}: ${outside ? 'refused: it points outside the layout' : 'missing from the layout'}`);
     }
     // Only regular files: a folder, FIFO or device where a blob should be is the layout's fault,
     // reported like a missing file (and a device is never opened, opening one can act on it).
     const st = await fs.promises.stat(real).catch(() => undefined);
-    if (!st?.isFile()) throw new ArchiveError(`${this.location}: ${printable(path)}: not a regular file`);
+    if (!st?.isFile()) throw new ArchiveError(`${this.location}: ${printableText(path)}: not a regular file`);
     const src = await FileSource.open(real).catch((err: Error) => {
-      throw new ArchiveError(`${this.location}: ${printable(path)}: ${oneLine(err.message)}`);
+      throw new ArchiveError(`${this.location}: ${printableText(path)}: ${oneLine(err.message)}`, { cause: err });
     });
     this.opened.push(src);
     return src;

@@ -2,12 +2,13 @@ import type { Command } from 'commander';
 import { NotFoundError } from '../errors';
 import { stepForLayer } from '../image/history';
 import { blame, headlineChange, type BlameChange } from '../query/blame';
-import { alignColumns, displayPath, oneLine, shortDigest } from '../query/format';
+import { alignColumns, displayPath, shortDigest } from '../query/format';
+import { oneLine } from '../text';
 import { imagePath, resolvePath } from '../query/resolve';
 import { displayName, nameFromText, nameToText } from '../names';
 import { baseName, joinPath, parentOf } from '../paths';
 import type { ImageView } from '../engine';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface BlameOptions extends ImageOptions {
   all?: boolean;
@@ -40,18 +41,7 @@ export function registerBlame(program: Command): Command {
       .option('--json', 'print a JSON array, one object per layer'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, path: string, opts: BlameOptions) => {
-      try {
-        const view = await openView(image, opts);
-        try {
-          await run(view, path, opts);
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+    .action(reporting((image: string, path: string, opts: BlameOptions) => withImage(image, opts, (view) => run(view, path, opts))));
 }
 
 /**
@@ -94,7 +84,7 @@ async function run(view: ImageView, userPath: string, opts: BlameOptions): Promi
   for (const l of layers) {
     const { diffId, createdBy } = info(l.position);
     const prefix = [String(l.position), shortDigest(diffId)];
-    const step = oneLine(createdBy ?? '-');
+    const step = oneLine(createdBy ?? '-', 'cell');
     if (opts.all) for (const c of l.changes) rows.push([...prefix, c.kind, describe(c), step]);
     else {
       const head = headlineChange(l.changes, target);

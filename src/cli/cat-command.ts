@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
-import { UserError } from '../errors';
-import { EntryType } from '../tar/entry';
+import { NotFoundError, UserError } from '../errors';
+import { EntryType, typeWords } from '../tar/entry';
 import { fileChunks } from '../query/content';
 import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
-import { describeType, imagePath, resolvePath } from '../query/resolve';
+import { imagePath, resolvePath } from '../query/resolve';
 import { writeWithBackpressure } from '../query/sink';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface CatOptions extends ImageOptions {
   layer?: string;
@@ -34,18 +34,17 @@ export function registerCat(program: Command): Command {
       .option('--layer <n|diff_id>', 'read from one layer alone (its position, diff_id or a prefix of it)'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, paths: string[], opts: CatOptions) => {
-      try {
-        const view = await openView(image, opts);
-        try {
+    .action(
+      reporting((image: string, paths: string[], opts: CatOptions) =>
+        withImage(image, opts, async (view) => {
           const { tree } = chooseTree(view, opts.layer);
           for (const typed of paths) {
             const path = nameFromText(typed);
             try {
               const node = resolvePath(tree, path, { followFinal: true });
               const type = tree.type(node);
-              if (type === EntryType.Directory) throw new UserError(`${displayName(displayPath(imagePath(path)))}: is a directory`, 1);
-              if (type !== EntryType.File) throw new UserError(`${displayName(displayPath(imagePath(path)))}: is a ${describeType(type)}, not a regular file`, 1);
+              if (type === EntryType.Directory) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a directory`);
+              if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${typeWords(type)}, not a regular file`);
               for await (const chunk of fileChunks(view, tree, node)) await writeWithBackpressure(process.stdout, chunk);
             } catch (err) {
               if (!(err instanceof UserError)) throw err;
@@ -54,11 +53,7 @@ export function registerCat(program: Command): Command {
               process.exitCode = err.exitCode;
             }
           }
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+        }),
+      ),
+    );
 }

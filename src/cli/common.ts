@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { defaultCacheDir, IndexCache } from '../cache/index-cache';
 import { ImageView, type OpenOptions } from '../engine';
 import { UsageError, UserError } from '../errors';
+import { warning, type Warning } from '../warnings';
 import { terminalProgress, type Progress } from './progress';
 
 /** Options every image-reading command shares. */
@@ -29,8 +30,9 @@ export function addImageOptions(cmd: Command): Command {
     .addOption(new Option('-q, --quiet', 'do not print warnings about the archive'));
 }
 
-export function warnPrinter(quiet: boolean | undefined): (m: string) => void {
-  return quiet ? () => undefined : (m) => process.stderr.write(`ocimount: warning: ${m}\n`);
+/** Prints warnings on stderr as `ocimount: warning: <text>`, or nothing with --quiet. */
+export function warnPrinter(quiet: boolean | undefined): (w: Warning) => void {
+  return quiet ? () => undefined : (w) => process.stderr.write(`ocimount: warning: ${w.text}\n`);
 }
 
 /**
@@ -38,17 +40,17 @@ export function warnPrinter(quiet: boolean | undefined): (m: string) => void {
  * once opening is done (it owns a terminal line).
  */
 export function engineOptions(opts: ImageOptions, progress?: Progress): OpenOptions {
-  const onWarning = warnPrinter(opts.quiet);
+  const print = warnPrinter(opts.quiet);
   const spanMiB = Number(opts.cacheSize ?? 256);
   if (!Number.isFinite(spanMiB) || spanMiB < 1) throw new UsageError(`--cache-size ${opts.cacheSize}: expected a number of MiB, at least 1`);
   return {
     image: opts.image,
     platform: opts.platform,
     layers: opts.layers,
-    onWarning,
+    onWarning: (_text, w) => print(w),
     onNote: opts.quiet ? () => undefined : (m: string) => process.stderr.write(`ocimount: ${m}\n`),
     onProgress: progress && ((what, done, total) => progress.update(what, done, total)),
-    cache: opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), onWarning),
+    cache: opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), (text) => print(warning('cache', text))),
     verify: opts.verify,
     spanCacheBytes: spanMiB * 1024 * 1024,
   };
@@ -61,6 +63,31 @@ export async function openView(archive: string, opts: ImageOptions, hooks: Parti
   } finally {
     progress?.end();
   }
+}
+
+/**
+ * Opens the image for a command, hands it to `use` and closes it however `use` ends. The
+ * shared flags choose the image; `hooks` override engine options (the mount server's own
+ * warning and progress routing).
+ */
+export async function withImage<T>(archive: string, opts: ImageOptions, use: (view: ImageView) => Promise<T>, hooks: Partial<OpenOptions> = {}): Promise<T> {
+  const view = await openView(archive, opts, hooks);
+  try {
+    return await use(view);
+  } finally {
+    await view.close();
+  }
+}
+
+/** A commander action that ends the process the CLI's way (reportAndExit) when it fails. */
+export function reporting<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      reportAndExit(err);
+    }
+  };
 }
 
 /** Ends the process with the error's one-line message and exit code. */

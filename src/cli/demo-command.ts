@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { writeDemoImage } from '../demo';
-import { reportAndExit } from './common';
+import { reporting } from './common';
 
 export function registerDemo(program: Command): void {
   program
@@ -10,12 +10,10 @@ export function registerDemo(program: Command): void {
     .description('write the built-in demo image (a small docker save archive) to try ocimount on')
     .option('-o, --out <file>', 'where to write it', path.join(os.tmpdir(), 'ocimount-demo.tar'))
     .addHelpText('after', '\nExample:\n  ocimount demo -o demo.tar && mkdir -p /tmp/img && ocimount demo.tar /tmp/img && ls /tmp/img/rootfs\n')
-    .action(async (opts: { out: string }) => {
-      try {
+    .action(
+      reporting(async (opts: { out: string }) => {
         const what = await writeDemoImage(opts.out);
         process.stdout.write(`wrote ${opts.out} (${what})\n`);
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+      }),
+    );
 }

@@ -6,11 +6,12 @@ import { stepForLayer } from '../image/history';
 import { EntryType } from '../tar/entry';
 import { metaJson } from '../query/compare';
 import { diffLayer, diffTrees, type DiffEntry } from '../query/diff';
-import { alignColumns, oneLine, shortDigest } from '../query/format';
+import { alignColumns, shortDigest } from '../query/format';
+import { oneLine } from '../text';
 import { resolveLayerRef } from '../query/layer-ref';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, reporting, warnPrinter, type ImageOptions } from './common';
 
 interface DiffOptions extends ImageOptions {
   layer?: string;
@@ -60,8 +61,8 @@ export function registerDiff(program: Command): Command {
       .option('--json', 'print one JSON document'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, imageB: string | undefined, opts: DiffOptions) => {
-      try {
+    .action(
+      reporting(async (image: string, imageB: string | undefined, opts: DiffOptions) => {
         if (imageB !== undefined || opts.imageB !== undefined) {
           if (opts.layer !== undefined) throw new UsageError('--layer is for one image\'s layers; it does not go with a second image');
           await imageDiff(image, imageB, opts);
@@ -69,10 +70,8 @@ export function registerDiff(program: Command): Command {
           if (opts.platformB !== undefined || opts.layersB !== undefined) throw new UsageError('--platform-b and --layers-b need a second image (IMAGE-B or --image-b)');
           await layerDiffs(image, opts);
         }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+      }),
+    );
 }
 
 function entryJson(e: DiffEntry): Record<string, unknown> {
@@ -114,7 +113,7 @@ async function layerDiffs(image: string, opts: DiffOptions): Promise<void> {
       const lines = entryLines(d.entries);
       if (opts.layer !== undefined) await writeWithBackpressure(process.stdout, lines.map((l) => `${l}\n`).join(''));
       else {
-        const head = `${position === positions[0] ? '' : '\n'}layer ${position}  ${shortDigest(layer.diffId)}  ${oneLine(layer.createdBy ?? '-')}`.trimEnd() + '\n';
+        const head = `${position === positions[0] ? '' : '\n'}layer ${position}  ${shortDigest(layer.diffId)}  ${oneLine(layer.createdBy ?? '-', 'cell')}`.trimEnd() + '\n';
         await writeWithBackpressure(process.stdout, head + (lines.length ? lines : ['(no changes)']).map((l) => `${l}\n`).join(''));
       }
     }

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { UsageError, UserError } from '../errors';
+import { OutputError, UsageError, UserError } from '../errors';
 import { writeTreeTar } from '../query/export';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface ExportOptions extends ImageOptions {
   output: string;
@@ -33,21 +33,16 @@ export function registerExport(program: Command): Command {
       .requiredOption('-o, --output <file>', 'the tar to write, or - for stdout'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, opts: ExportOptions) => {
-      try {
+    .action(
+      reporting(async (image: string, opts: ExportOptions) => {
         const toStdout = opts.output === '-';
         if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar to a terminal; give -o FILE or pipe stdout');
-        const view = await openView(image, opts);
-        try {
+        await withImage(image, opts, async (view) => {
           if (toStdout) await writeTreeTar(view, view.merged, process.stdout);
           else await exportToFile(opts.output, (out) => writeTreeTar(view, view.merged, out).then(() => undefined));
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+        });
+      }),
+    );
 }
 
 /** Writes through a temporary file next to `target` and renames it into place once complete. */
@@ -60,7 +55,7 @@ async function exportToFile(target: string, write: (out: fs.WriteStream) => Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? `${path.dirname(target)} does not exist` : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new UserError(`${target}: cannot write: ${why}`, 1);
+    throw new OutputError(`${target}: cannot write: ${why}`, { cause: err });
   }
   try {
     await write(out);
@@ -73,6 +68,6 @@ async function exportToFile(target: string, write: (out: fs.WriteStream) => Prom
     out.destroy();
     await fs.promises.rm(temp, { force: true });
     if (err instanceof UserError) throw err;
-    throw new UserError(`${target}: ${(err as Error).message}`, 1);
+    throw new OutputError(`${target}: ${(err as Error).message}`, { cause: err });
   }
 }

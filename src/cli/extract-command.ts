@@ -4,7 +4,8 @@ import { writeItems } from '../query/extract-write';
 import { chooseTree } from '../query/layer-ref';
 import { displayName, nameFromText } from '../names';
 import { resolvePath } from '../query/resolve';
-import { addImageOptions, openView, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { warning } from '../warnings';
+import { addImageOptions, reporting, warnPrinter, withImage, type ImageOptions } from './common';
 
 interface ExtractOptions extends ImageOptions {
   output: string;
@@ -47,13 +48,12 @@ export function registerExtract(program: Command): Command {
       .option('--layer <n|diff_id>', 'extract from one layer alone (its position, diff_id or a prefix of it)'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, paths: string[], opts: ExtractOptions) => {
-      try {
+    .action(
+      reporting(async (image: string, paths: string[], opts: ExtractOptions) => {
         const warn = warnPrinter(opts.quiet);
         const isRoot = process.getuid?.() === 0;
-        if (opts.sameOwner && !isRoot) warn('--same-owner needs root; files will belong to you');
-        const view = await openView(image, opts);
-        try {
+        if (opts.sameOwner && !isRoot) warn(warning('other', '--same-owner needs root; files will belong to you'));
+        await withImage(image, opts, async (view) => {
           const { tree } = chooseTree(view, opts.layer);
           // Every path is looked up before anything is written: a typo fails the whole command cleanly.
           const roots = paths.map((p) => resolvePath(tree, nameFromText(p), { followFinal: false }));
@@ -66,11 +66,7 @@ export function registerExtract(program: Command): Command {
             warn,
             written: opts.verbose ? (item) => process.stdout.write(`${displayName(`/${item.rel}`)}\n`) : undefined,
           });
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+        });
+      }),
+    );
 }

@@ -10,7 +10,7 @@ import { chooseTree } from '../query/layer-ref';
 import { resolvePath } from '../query/resolve';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface FindOptions extends ImageOptions {
   name?: string;
@@ -84,20 +84,15 @@ export function registerFind(program: Command): Command {
       .option('--json', 'print a JSON array of matches (path, type, mode, size, mtime)'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, path: string | undefined, opts: FindOptions) => {
-      try {
-        const view = await openView(image, opts);
-        try {
+    .action(
+      reporting((image: string, path: string | undefined, opts: FindOptions) =>
+        withImage(image, opts, async (view) => {
           const { tree } = chooseTree(view, opts.layer);
           const start = resolvePath(tree, nameFromText(path ?? '/'), { followFinal: false });
           await find(tree, start, criteria(tree, opts), opts);
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+        }),
+      ),
+    );
   program.addCommand(cmd);
   return cmd;
 }

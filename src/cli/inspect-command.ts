@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { ImageArchive, ImageView } from '../engine';
 import { displayNames } from '../image/select';
-import { printable } from '../tar/printable';
 import { configSummary, historyRows, listImages, type ConfigSummary, type HistoryRow, type ImageListing } from '../query/inspect';
-import { alignColumns, humanSize, oneLine, shortDigest } from '../query/format';
-import { addImageOptions, engineOptions, reportAndExit, warnPrinter, type ImageOptions } from './common';
+import { alignColumns, humanSize, shortDigest } from '../query/format';
+import { oneLine, printableText } from '../text';
+import { addImageOptions, engineOptions, reporting, warnPrinter, type ImageOptions } from './common';
 
 interface InspectOptions extends ImageOptions {
   json?: boolean;
@@ -31,13 +31,7 @@ export function registerInspect(program: Command): Command {
       .option('--json', 'print one JSON document'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, opts: InspectOptions) => {
-      try {
-        await inspect(image, opts);
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+    .action(reporting(inspect));
 }
 
 async function inspect(path: string, opts: InspectOptions): Promise<void> {
@@ -80,7 +74,7 @@ async function inspect(path: string, opts: InspectOptions): Promise<void> {
       return;
     }
     const out: string[] = [...imageTable(images), ''];
-    out.push(`Image ${record.position}: ${displayNames(record.names).map(printable).join(', ') || '<untagged>'}`);
+    out.push(`Image ${record.position}: ${displayNames(record.names).map(printableText).join(', ') || '<untagged>'}`);
     out.push(...configLines(record.manifestDigest, record.configDigest, config), '');
     const stored = layers.reduce((s, l) => s + l.storedSize, 0);
     const size = layers.reduce((s, l) => s + l.size, 0);
@@ -97,7 +91,7 @@ function print(value: unknown): void {
 }
 
 function imageTable(images: ImageListing[]): string[] {
-  const rows = images.map((i) => [String(i.position), displayNames(i.names).map(printable).join(',') || '<untagged>', i.platform ?? '-', shortDigest(i.manifestDigest ?? undefined), shortDigest(i.configDigest ?? undefined)]);
+  const rows = images.map((i) => [String(i.position), displayNames(i.names).map(printableText).join(',') || '<untagged>', i.platform ?? '-', shortDigest(i.manifestDigest ?? undefined), shortDigest(i.configDigest ?? undefined)]);
   return alignColumns([['#', 'NAMES', 'PLATFORM', 'MANIFEST', 'CONFIG'], ...rows]).map((l) => `  ${l}`.trimEnd());
 }
 
@@ -128,7 +122,7 @@ function when(created: string | null): string {
 
 function layerTable(rows: HistoryRow[]): string[] {
   const cells = rows.map((r) => {
-    if ('empty' in r) return ['-', '(no layer)', '', '', '', when(r.empty.created), oneLine(r.empty.createdBy ?? '-')];
+    if ('empty' in r) return ['-', '(no layer)', '', '', '', when(r.empty.created), oneLine(r.empty.createdBy ?? '-', 'cell')];
     const l = r.layer;
     return [
       `${l.position}${l.applied ? '' : '*'}`,
@@ -137,7 +131,7 @@ function layerTable(rows: HistoryRow[]): string[] {
       humanSize(l.size),
       String(l.files),
       when(l.created),
-      oneLine(l.createdBy ?? '-'),
+      oneLine(l.createdBy ?? '-', 'cell'),
     ];
   });
   const lines = alignColumns([['#', 'DIFF_ID', 'STORED', 'SIZE', 'FILES', 'CREATED', 'CREATED_BY'], ...cells], [false, false, true, true, true]).map((l) => `  ${l}`);

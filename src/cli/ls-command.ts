@@ -7,7 +7,7 @@ import { directoryRows, longLines, nodeRow, recursiveGroups, rowJson, type ListR
 import { imagePath, resolvePath } from '../query/resolve';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
+import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface LsOptions extends ImageOptions {
   long?: boolean;
@@ -55,18 +55,11 @@ export function registerLs(program: Command): Command {
       .option('--json', 'print a JSON array of entries'),
   )
     .addHelpText('after', HELP)
-    .action(async (image: string, path: string | undefined, opts: LsOptions) => {
-      try {
-        const view = await openView(image, opts);
-        try {
-          await list(chooseTree(view, opts.layer).tree, nameFromText(path ?? '/'), opts);
-        } finally {
-          await view.close();
-        }
-      } catch (err) {
-        reportAndExit(err);
-      }
-    });
+    .action(
+      reporting((image: string, path: string | undefined, opts: LsOptions) =>
+        withImage(image, opts, (view) => list(chooseTree(view, opts.layer).tree, nameFromText(path ?? '/'), opts)),
+      ),
+    );
 }
 
 async function list(tree: Tree, path: string, opts: LsOptions): Promise<void> {

@@ -30,7 +30,8 @@ Examples:
   ocimount extract image.tar /app -o out/     copy a subtree out, safely
   ocimount demo && ocimount inspect /tmp/ocimount-demo.tar   try it on the built-in demo image
 
-Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive.`,
+Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4 this machine
+(no FUSE, /dev/fuse not permitted, no fusermount, addon not built, mountpoint busy or dead).`,
     );
   registerMount(program);
   registerDemo(program);

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { ImageView } from '../engine';
-import { UserError } from '../errors';
+import { EnvironmentError, UsageError, UserError, userErrorFor } from '../errors';
 import { checkMountpoint, loadFuse, mountImage, unmountPath, type ActiveMount } from '../fuse/mount';
 import { describeRecord } from '../image/select';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
@@ -103,7 +103,7 @@ function defaultLogPath(mountpoint: string): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = fs.lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
-    throw new UserError(`${dir}: not a private folder of yours (made by someone else?); choose a log file with --log FILE`, 2);
+    throw new EnvironmentError(`${dir}: not a private folder of yours (made by someone else?); choose a log file with --log FILE`);
   }
   return path.join(dir, `${path.resolve(mountpoint).replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
 }
@@ -112,7 +112,8 @@ function openLog(logPath: string): number {
   try {
     return fs.openSync(logPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    throw new UserError(`${logPath}: cannot open the log: ${(err as Error).message.replace(/^\w+: /, '')}`, 2);
+    // Usually a --log path that does not work (a typo): usage, as before.
+    throw new UsageError(`${logPath}: cannot open the log: ${(err as Error).message.replace(/^\w+: /, '')}`, { cause: err });
   }
 }
 
@@ -152,8 +153,8 @@ async function startInBackground(image: string, mountpoint: string, opts: MountC
     process.stdout.write(`${outcome.ready}\nserver pid ${child.pid}, log ${logPath}; unmount with: ocimount umount ${mountpoint}\n`);
     return;
   }
-  if ('error' in outcome) throw new UserError(outcome.error, outcome.code);
-  throw new UserError(`the mount server exited (code ${outcome.exited}) before the mount was ready; see ${logPath}`, 3);
+  if ('error' in outcome) throw userErrorFor(outcome.code, outcome.error);
+  throw new EnvironmentError(`the mount server exited (code ${outcome.exited}) before the mount was ready; see ${logPath}`);
 }
 
 /** Runs the server in this process until a signal or an outside unmount ends it. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { ImageView } from '../engine';
-import { UserError } from '../errors';
+import { EnvironmentError, NotFoundError, UsageError } from '../errors';
 import { Namespace } from './namespace';
 import { makeOps } from './ops';
 
@@ -33,9 +33,8 @@ export type FuseConstructor = new (mnt: string, ops: object, opts: object) => Fu
  */
 export function loadFuse(): FuseConstructor {
   if (!fs.existsSync(NATIVE_FUSE_ADDON)) {
-    throw new UserError(
+    throw new EnvironmentError(
       `the FUSE addon is not built (${NATIVE_FUSE_ADDON} is missing): run 'npm rebuild ocimount' where it is installed (-g for a global install) or 'npm run build:native' in a checkout; it needs make, g++ and python3`,
-      3,
     );
   }
   try {
@@ -44,9 +43,9 @@ export function loadFuse(): FuseConstructor {
   } catch (err) {
     const msg = (err as Error).message;
     if (/libfuse\.so/.test(msg)) {
-      throw new UserError('libfuse.so.2 is missing: install it (Debian/Ubuntu: apt-get install libfuse2, or libfuse2t64 on Ubuntu 24.04)', 3);
+      throw new EnvironmentError('libfuse.so.2 is missing: install it (Debian/Ubuntu: apt-get install libfuse2, or libfuse2t64 on Ubuntu 24.04)', { cause: err });
     }
-    throw new UserError(`cannot load the FUSE addon: ${msg.split('\n')[0]} (rebuild it: npm rebuild ocimount)`, 3);
+    throw new EnvironmentError(`cannot load the FUSE addon: ${msg.split('\n')[0]} (rebuild it: npm rebuild ocimount)`, { cause: err });
   }
 }
 
@@ -91,23 +90,25 @@ export function checkMountpoint(mnt: string): void {
     st = fs.statSync(mnt);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${mnt}: mountpoint does not exist (create it: mkdir -p ${mnt})`, 2);
+    // The command line named a path that is not there: a typo, so a usage error.
+    if (code === 'ENOENT') throw new UsageError(`${mnt}: mountpoint does not exist (create it: mkdir -p ${mnt})`, { cause: err });
+    // The rest is this machine's state (a dead mount, no permission): the environment.
     if (code === 'ENOTCONN') {
-      throw new UserError(`${mnt}: a dead FUSE mount is still there (Transport endpoint is not connected): clean it with 'ocimount umount ${mnt}'`, 2);
+      throw new EnvironmentError(`${mnt}: a dead FUSE mount is still there (Transport endpoint is not connected): clean it with 'ocimount umount ${mnt}'`, { cause: err });
     }
-    throw new UserError(`${mnt}: ${(err as Error).message}`, 2);
+    throw new EnvironmentError(`${mnt}: ${(err as Error).message}`, { cause: err });
   }
-  if (!st.isDirectory()) throw new UserError(`${mnt}: mountpoint is not a directory`, 2);
-  if (isMounted(mnt)) throw new UserError(`${mnt}: something is already mounted there (unmount it first: ocimount umount ${mnt})`, 2);
+  if (!st.isDirectory()) throw new UsageError(`${mnt}: mountpoint is not a directory`);
+  if (isMounted(mnt)) throw new EnvironmentError(`${mnt}: something is already mounted there (unmount it first: ocimount umount ${mnt})`);
   try {
     fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
-  } catch {
-    throw new UserError(
+  } catch (err) {
+    throw new EnvironmentError(
       '/dev/fuse is not available: load the module (modprobe fuse), or in a container run with --device /dev/fuse --cap-add SYS_ADMIN; without FUSE, use the mount-free commands (ocimount ls, cat, extract)',
-      3,
+      { cause: err },
     );
   }
-  if (!findFusermount()) throw new UserError('fusermount is missing: install it (Debian/Ubuntu: apt-get install fuse3)', 3);
+  if (!findFusermount()) throw fusermountMissing();
 }
 
 export interface ActiveMount {
@@ -146,7 +147,7 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
       if (!err) return resolve();
       // A failed mount can leave the kernel mount behind with nobody serving it.
       if (isMounted(mnt)) run(findFusermount() ?? 'fusermount', ['-uz', mnt]).catch(() => undefined);
-      reject(new UserError(`${mnt}: mount failed: ${err.message}`, 3));
+      reject(new EnvironmentError(`${mnt}: mount failed: ${err.message}`, { cause: err }));
     }),
   );
   let unmounting: Promise<void> | undefined;
@@ -175,21 +176,25 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
 /** `ocimount umount`: fusermount -u, lazily (-z) when the mount is dead or busy and asked to. */
 export async function unmountPath(mnt: string, lazy: boolean): Promise<void> {
   const fusermount = findFusermount();
-  if (!fusermount) throw new UserError('fusermount is missing: install it (Debian/Ubuntu: apt-get install fuse3)', 3);
+  if (!fusermount) throw fusermountMissing();
   let dead = false;
   try {
     fs.statSync(mnt);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN') dead = true;
-    else if (code === 'ENOENT') throw new UserError(`${mnt}: no such directory`, 1);
+    else if (code === 'ENOENT') throw new NotFoundError(`${mnt}: no such directory`, { cause: err });
   }
-  if (!isMounted(mnt)) throw new UserError(`${mnt}: not mounted`, 1);
+  if (!isMounted(mnt)) throw new NotFoundError(`${mnt}: not mounted`);
   try {
     await run(fusermount, [lazy || dead ? '-uz' : '-u', mnt]);
   } catch (err) {
     const msg = ((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
     const busy = /busy/i.test(msg) ? ' (still in use: close what uses it, or use --lazy)' : '';
-    throw new UserError(`${mnt}: unmount failed: ${msg}${busy}`, 3);
+    throw new EnvironmentError(`${mnt}: unmount failed: ${msg}${busy}`, { cause: err });
   }
+}
+
+function fusermountMissing(): EnvironmentError {
+  return new EnvironmentError('fusermount is missing: install it (Debian/Ubuntu: apt-get install fuse3)');
 }

@@ -66,7 +66,7 @@ export class Namespace {
       if (!layersDir.has(name)) {
         const base = nextBase;
         // The layer tree cannot have more objects than entries plus implied parent directories.
-        nextBase += layer.index.count + countSlashes(layer.index.pathPool) + 2;
+        nextBase += layer.index.directoryCountUpperBound() + 2;
         layersDir.set(name, { kind: 'tree', inoBase: base, tree: () => view.layerTree(position) });
       }
       layersDir.set(String(position), { kind: 'virtual', ino: ino++, type: EntryType.Symlink, target: name });
@@ -159,12 +159,6 @@ export class Namespace {
     const xattrs = r.space.tree().xattrs(r.node);
     return Object.prototype.hasOwnProperty.call(xattrs, name) ? xattrs[name] : undefined;
   }
-}
-
-function countSlashes(pool: Buffer): number {
-  let n = 0;
-  for (let i = pool.indexOf(0x2f); i >= 0; i = pool.indexOf(0x2f, i + 1)) n++;
-  return n;
 }
 
 function prettyJson(bytes: Buffer): string {

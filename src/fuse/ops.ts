@@ -1,14 +1,27 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { ImageView } from '../engine';
 import type { FileSource } from '../io/byte-source';
 import { EntryType } from '../tar/entry';
-import type { NodeStat } from '../union/tree';
+import type { NodeStat, Tree } from '../union/tree';
 import type { Namespace, Resolved } from './namespace';
 import { displayName } from '../names';
 
-/** errno values as the native side wants them (negative). */
-export const E = { ENOENT: -2, EIO: -5, EBADF: -9, EACCES: -13, EISDIR: -21, EINVAL: -22, EROFS: -30, ENODATA: -61, ERANGE: -34 };
+const { errno } = os.constants;
+
+/** errno values as the native side wants them: negative, from Node's table for this platform. */
+export const E = {
+  ENOENT: -errno.ENOENT,
+  EIO: -errno.EIO,
+  EBADF: -errno.EBADF,
+  EACCES: -errno.EACCES,
+  EISDIR: -errno.EISDIR,
+  EINVAL: -errno.EINVAL,
+  EROFS: -errno.EROFS,
+  ENODATA: -errno.ENODATA,
+  ERANGE: -errno.ERANGE,
+};
 
 type Cb = (...args: any[]) => void;
 
@@ -22,6 +35,21 @@ export interface OpsOptions {
 interface OpenFile {
   resolved: Resolved;
   span?: { file: FileSource; offset: number; size: number };
+}
+
+/**
+ * The file and byte range holding a node's content, when it is one plain run of an
+ * uncompressed archive (not sparse, not compressed): reads are then served with one `fs.read`
+ * each instead of going through the layer's stream.
+ */
+function fileSpan(view: ImageView, tree: Tree, node: number): OpenFile['span'] {
+  const run = view.plainRun(tree, node);
+  const range = run?.stream.fileRange?.();
+  if (!run || !range) return undefined;
+  // Called when a file is opened: a changed archive is noticed here already (its reads then
+  // fail; the read path checks again after every read, see FileSource.verifyUnchanged).
+  range.file.verifyUnchanged();
+  return { file: range.file, offset: range.start + run.offset, size: run.size };
 }
 
 /** st_rdev the way glibc's makedev packs it. */
@@ -169,7 +197,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       const resolved = ns.resolve(path);
       if (!resolved) return cb(E.ENOENT);
       const fd = nextHandle++;
-      handles.set(fd, { resolved, span: resolved.kind === 'tree' ? view.fileSpan(resolved.space.tree(), resolved.node) : undefined });
+      handles.set(fd, { resolved, span: resolved.kind === 'tree' ? fileSpan(view, resolved.space.tree(), resolved.node) : undefined });
       cb(0, fd);
     }, fail(E.EIO)),
     release: guard('release', (_path: string, fd: number, cb: Cb) => {

@@ -1,5 +1,6 @@
 import { ArchiveError, readArchiveJson, type ArchiveFiles } from '../archive/archive-files';
-import { printable } from '../tar/printable';
+import { printableText } from '../text';
+import { warning } from '../warnings';
 import type { ImageRecord, Platform } from './model';
 
 /*
@@ -129,7 +130,7 @@ async function dockerRecords(files: ArchiveFiles): Promise<ImageRecord[]> {
     try {
       for (const r of await ociRecords(files)) if (r.configDigest) ociByConfig.set(r.configDigest, r);
     } catch (err) {
-      files.warnings.push(`index.json ignored: ${(err as Error).message}`);
+      files.warnings.push(warning('image', `index.json ignored: ${(err as Error).message}`));
     }
   }
   return value.map((raw, position): ImageRecord => {
@@ -171,7 +172,7 @@ async function dockerV1Records(files: ArchiveFiles): Promise<ImageRecord[]> {
     const chain: string[] = [];
     const seen = new Set<string>();
     for (let id: string | undefined = top; id; ) {
-      if (seen.has(id) || !/^[a-f0-9]{64}$/.test(id)) throw new ArchiveError(`${files.location}: layer chain of ${printable(top)} is broken at ${printable(String(id))}`);
+      if (seen.has(id) || !/^[a-f0-9]{64}$/.test(id)) throw new ArchiveError(`${files.location}: layer chain of ${printableText(top)} is broken at ${printableText(String(id))}`);
       seen.add(id);
       chain.unshift(id);
       const { value: json } = await readArchiveJson(files, `${id}/json`);
@@ -186,13 +187,14 @@ async function dockerV1Records(files: ArchiveFiles): Promise<ImageRecord[]> {
 export async function discoverImages(files: ArchiveFiles): Promise<ImageRecord[]> {
   if (files.has('manifest.json')) return dockerRecords(files);
   if (files.has('index.json')) {
-    if (!files.has('oci-layout')) files.warnings.push('index.json without oci-layout: read as an OCI layout anyway');
+    if (!files.has('oci-layout')) files.warnings.push(warning('image', 'index.json without oci-layout: read as an OCI layout anyway'));
     return ociRecords(files);
   }
   if (files.has('repositories')) return dockerV1Records(files);
   // docker save writes manifest.json last, so a cut-off download usually lands here: say that
   // the file is cut rather than that it is no image at all.
-  const cut = files.warnings.find((w) => w.includes(': truncated'));
-  if (cut) throw new ArchiveError(`${files.location}: no manifest.json, index.json or repositories before the archive ends early (${cut.slice(cut.indexOf(': truncated') + 2)}): is the file complete?`);
+  if (files.truncation !== undefined) {
+    throw new ArchiveError(`${files.location}: no manifest.json, index.json or repositories before the archive ends early (${files.truncation}): is the file complete?`);
+  }
   throw new ArchiveError(`${files.location}: not a container image archive (no manifest.json, index.json or repositories)`);
 }

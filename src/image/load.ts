@@ -3,11 +3,12 @@ import { blobPath } from './discover';
 import { mapHistory } from './history';
 import type { Image, ImageConfig, ImageRecord, LayerDescriptor } from './model';
 import { digestOf } from './verify';
+import { warning, type Warning } from '../warnings';
 
 /** Reads an image's config, manifest and layer list; layer contents are not touched here. */
 export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promise<Image> {
   if (record.layout === 'docker-v1') return loadDockerV1(files, record);
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const { value: configValue, bytes: configBytes } = await readArchiveJson(files, record.configPath);
   const config = asConfig(configValue, `${files.location}: ${record.configPath}`);
   let manifestBytes: Buffer;
@@ -48,7 +49,7 @@ export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promi
   checkLayerCount(layers.length, files.location);
   const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
   if (diffIds.length !== layers.length) {
-    warnings.push(`config lists ${diffIds.length} diff_ids for ${layers.length} layers`);
+    warnings.push(warning('image', `config lists ${diffIds.length} diff_ids for ${layers.length} layers`));
   }
   const described: LayerDescriptor[] = layers.map((l, position) => ({
     ...l,
@@ -56,7 +57,7 @@ export async function loadImage(files: ArchiveFiles, record: ImageRecord): Promi
     diffId: typeof diffIds[position] === 'string' ? diffIds[position] : (l.digest ?? `layer-${position}`),
   }));
   const history = mapHistory(config, described.length);
-  if (history.warning) warnings.push(history.warning);
+  if (history.warning) warnings.push(warning('image', history.warning));
   return { record, config, configBytes, manifestBytes, layers: described, history: history.steps, warnings };
 }
 
@@ -120,6 +121,6 @@ async function loadDockerV1(files: ArchiveFiles, record: ImageRecord): Promise<I
     manifestBytes: Buffer.from(JSON.stringify({ repositories: record.names, layers: chain }, null, 2) + '\n'),
     layers,
     history: mapped.steps,
-    warnings: mapped.warning ? [mapped.warning] : [],
+    warnings: mapped.warning ? [warning('image', mapped.warning)] : [],
   };
 }

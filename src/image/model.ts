@@ -1,4 +1,5 @@
 /** What an image is once its archive layout has been read: the shape every other part uses. */
+import type { Warning } from '../warnings';
 
 export interface Platform {
   os?: string;
@@ -60,7 +61,7 @@ export interface Image {
   manifestBytes: Buffer;
   layers: LayerDescriptor[];
   history: HistoryStep[];
-  warnings: string[];
+  warnings: Warning[];
 }
 
 /** The parts of the OCI/Docker image config the tool reads; the rest is carried untouched. */

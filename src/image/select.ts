@@ -1,6 +1,7 @@
 import { NotFoundError, UsageError } from '../errors';
-import { printable } from '../tar/printable';
+import { printableText } from '../text';
 import { platformString, type ImageRecord, type Platform } from './model';
+import { warning, type Warning } from '../warnings';
 
 export interface ImageSelector {
   /** A position (`0`), a name (`myapp:1.0`, `docker.io/library/myapp:1.0`) or a digest (`sha256:…`, a prefix will do). */
@@ -71,7 +72,7 @@ export function displayNames(names: string[]): string[] {
 /** One line per image, for listings and for the error that asks the user to choose. */
 export function describeRecord(r: ImageRecord): string {
   // Names come from the archive: never let one print a newline or a terminal escape.
-  const names = r.names.length ? displayNames(r.names).map(printable).join(', ') : '<untagged>';
+  const names = r.names.length ? displayNames(r.names).map(printableText).join(', ') : '<untagged>';
   const platform = platformString(r.platform);
   const digest = r.manifestDigest ?? r.configDigest ?? '';
   return `${r.position}: ${names}${platform ? ` [${platform}]` : ''}${digest ? ` ${digest.slice(0, 19)}` : ''}`;
@@ -94,11 +95,11 @@ function normalizePlatform(p: Platform): Platform {
  * naming both. A config that records no architecture cannot be checked: the image is taken on
  * the request's word, and the returned warning says so.
  */
-export function checkConfigPlatform(config: Platform, requested: string, position: number, location: string): string | undefined {
+export function checkConfigPlatform(config: Platform, requested: string, position: number, location: string): Warning | undefined {
   const asked = parsePlatform(requested);
   const want = normalizePlatform(asked);
   if (!config.architecture) {
-    return `image ${position}'s config records no architecture${config.os ? ` (os ${printable(config.os)})` : ''}; taking it as ${requested} unchecked`;
+    return warning('platform', `image ${position}'s config records no architecture${config.os ? ` (os ${printableText(config.os)})` : ''}; taking it as ${requested} unchecked`);
   }
   const have = normalizePlatform(config);
   const ok =
@@ -108,7 +109,7 @@ export function checkConfigPlatform(config: Platform, requested: string, positio
     // means its architecture's default, arm64 = v8).
     (!asked.variant || have.variant === want.variant);
   if (!ok) {
-    const shown = printable(platformString({ os: config.os ?? '?', architecture: config.architecture, variant: config.variant }));
+    const shown = printableText(platformString({ os: config.os ?? '?', architecture: config.architecture, variant: config.variant }));
     throw new NotFoundError(`${location}: image ${position} is ${shown}, not ${requested}`);
   }
   return undefined;

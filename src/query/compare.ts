@@ -2,7 +2,7 @@ import type { ImageView } from '../engine';
 import { displayName, nameToText } from '../names';
 import type { IndexedLayer } from '../layers/index-layer';
 import { EntryType, typeName } from '../tar/entry';
-import { readEntryContent } from '../union/content';
+import { readEntryContent } from '../tar/entry-content';
 import type { Tree } from '../union/tree';
 import { CHUNK_SIZE } from './content';
 import { octalMode } from './format';

@@ -1,7 +1,8 @@
-import { EntryType } from '../tar/entry';
+import { EntryType, typeName, type TypeName } from '../tar/entry';
 import type { NodeStat, Tree } from '../union/tree';
 
-export type ExtractKind = 'dir' | 'file' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+/** What extract writes: the type's name (a hard link is written as a file, or linked to one). */
+export type ExtractKind = TypeName;
 
 export interface ExtractItem {
   node: number;
@@ -15,15 +16,7 @@ export interface ExtractItem {
   linkTo?: string;
 }
 
-const KIND: Record<EntryType, ExtractKind> = {
-  [EntryType.File]: 'file',
-  [EntryType.HardLink]: 'file',
-  [EntryType.Symlink]: 'symlink',
-  [EntryType.CharDevice]: 'char',
-  [EntryType.BlockDevice]: 'block',
-  [EntryType.Directory]: 'dir',
-  [EntryType.Fifo]: 'fifo',
-};
+const kindOf = (type: EntryType): ExtractKind => typeName(type === EntryType.HardLink ? EntryType.File : type);
 
 /**
  * What to write for the subtrees at `roots`, each node once, every directory before what it
@@ -41,7 +34,7 @@ export function planExtract(tree: Tree, roots: readonly number[]): ExtractItem[]
       if (node === 0) continue; // the root is the output directory itself
       const stat = tree.stat(node);
       const rel = tree.path(node);
-      const item: ExtractItem = { node, kind: KIND[stat.type], rel, stat };
+      const item: ExtractItem = { node, kind: kindOf(stat.type), rel, stat };
       if (item.kind !== 'dir') {
         const first = firstOfInode.get(stat.ino);
         if (first !== undefined) {

@@ -3,7 +3,8 @@ import { constants as C, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { ImageView } from '../engine';
-import { UserError } from '../errors';
+import { ArchiveError, OutputError, UserError } from '../errors';
+import { warning, type Warning } from '../warnings';
 import { displayName, nameBytes as fsPath } from '../names';
 import type { Tree } from '../union/tree';
 import { fileChunks } from './content';
@@ -22,7 +23,7 @@ export interface WriteOptions {
    * non-root owner, and `rm -rf` of the output fails.
    */
   ownerWritableDirs: boolean;
-  warn: (message: string) => void;
+  warn: (w: Warning) => void;
   /** Called for each path written (`-v`). */
   written?: (item: ExtractItem) => void;
 }
@@ -33,10 +34,9 @@ export interface WriteResult {
 }
 
 /** A failure writing the output: one line naming the path (exit 1, like a missing path). */
-class OutputError extends UserError {
-  constructor(where: string, err: unknown) {
-    super(`${displayName(where)}: ${(err as NodeJS.ErrnoException).code === undefined ? (err as Error).message : describeErrno(err as NodeJS.ErrnoException)}`, 1);
-  }
+function outputError(where: string, err: unknown): OutputError {
+  const why = (err as NodeJS.ErrnoException).code === undefined ? (err as Error).message : describeErrno(err as NodeJS.ErrnoException);
+  return new OutputError(`${displayName(where)}: ${why}`, { cause: err });
 }
 
 function describeErrno(err: NodeJS.ErrnoException): string {
@@ -87,7 +87,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
     await fsp.mkdir(outDir, { recursive: true });
     root = (await fsp.realpath(outDir, { encoding: 'buffer' })).toString('latin1');
   } catch (err) {
-    throw new OutputError(outDir, err);
+    throw outputError(outDir, err);
   }
   const verifiedDirs = new Set<string>([root]);
   const skipped = new Set<string>();
@@ -97,10 +97,10 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
   const inside = (rel: string): string => {
     const parts = rel.split('/');
     if (parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0'))) {
-      throw new UserError(`refusing to extract ${displayName(rel)}: not a plain relative path`, 3);
+      throw new ArchiveError(`refusing to extract ${displayName(rel)}: not a plain relative path`);
     }
     const abs = path.join(root, ...parts);
-    if (!abs.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) throw new UserError(`refusing to extract ${displayName(rel)}: it would land outside ${displayName(root)}`, 3);
+    if (!abs.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) throw new ArchiveError(`refusing to extract ${displayName(rel)}: it would land outside ${displayName(root)}`);
     return abs;
   };
 
@@ -111,7 +111,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
     for (const dir of chain.reverse()) {
       const st = await lstatOrNull(dir);
       if (!st) await fsp.mkdir(fsPath(dir), 0o755);
-      else if (!st.isDirectory()) throw new UserError(`${displayName(dir)} exists and is not a directory${st.isSymbolicLink() ? ' (a symlink; not following it)' : ''}`, 1);
+      else if (!st.isDirectory()) throw new OutputError(`${displayName(dir)} exists and is not a directory${st.isSymbolicLink() ? ' (a symlink; not following it)' : ''}`);
       verifiedDirs.add(dir);
     }
   };
@@ -197,7 +197,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
         case 'block': {
           const what = item.kind === 'fifo' ? 'fifo' : `${item.kind} device ${item.stat.devmajor},${item.stat.devminor}`;
           if (item.kind !== 'fifo' && !opts.makeDevices) {
-            opts.warn(`${displayName(`/${item.rel}`)}: skipped ${what} (device nodes are made only as root with --same-owner)`);
+            opts.warn(warning('extract', `${displayName(`/${item.rel}`)}: skipped ${what} (device nodes are made only as root with --same-owner)`, { entry: `/${item.rel}` }));
             skipped.add(item.rel);
             continue;
           }
@@ -213,7 +213,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
           } catch (err) {
             await fsp.unlink(fsPath(temp)).catch(() => undefined);
             const e = err as { stderr?: string; message: string };
-            opts.warn(`${displayName(`/${item.rel}`)}: skipped ${what}: ${(e.stderr || e.message).trim().split('\n')[0]}`);
+            opts.warn(warning('extract', `${displayName(`/${item.rel}`)}: skipped ${what}: ${(e.stderr || e.message).trim().split('\n')[0]}`, { entry: `/${item.rel}` }));
             skipped.add(item.rel);
             continue;
           }
@@ -223,7 +223,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
       }
     } catch (err) {
       if (err instanceof UserError) throw err;
-      throw new OutputError(abs, err);
+      throw outputError(abs, err);
     }
     written++;
     opts.written?.(item);
@@ -235,7 +235,7 @@ export async function writeItems(view: ImageView, tree: Tree, items: readonly Ex
     try {
       await finish(abs, item);
     } catch (err) {
-      throw new OutputError(abs, err);
+      throw outputError(abs, err);
     }
   }
   return { written, skipped: skipped.size };

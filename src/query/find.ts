@@ -1,18 +1,8 @@
 import { UsageError } from '../errors';
-import { EntryType } from '../tar/entry';
+import { EntryType, typeOfFindLetter } from '../tar/entry';
 import type { Tree } from '../union/tree';
 import { displayPath } from './format';
 import { globToRegExp } from './glob';
-
-/** find's -type letters, and what each stands for in the tree. */
-const TYPE_LETTERS: Record<string, EntryType> = {
-  f: EntryType.File,
-  d: EntryType.Directory,
-  l: EntryType.Symlink,
-  c: EntryType.CharDevice,
-  b: EntryType.BlockDevice,
-  p: EntryType.Fifo,
-};
 
 /** `-size`: how a file's size compares, in units rounded up the way find rounds them. */
 export interface SizeTest {
@@ -43,7 +33,7 @@ export interface FindHit {
 export function parseTypes(spec: string): Set<EntryType> {
   const out = new Set<EntryType>();
   for (const letter of spec.split(',')) {
-    const t = TYPE_LETTERS[letter];
+    const t = typeOfFindLetter(letter);
     if (t === undefined) throw new UsageError(`--type ${spec}: expected f, d, l, c, b or p (or a comma list of them)`);
     out.add(t);
   }

@@ -82,8 +82,3 @@ export function alignColumns(rows: string[][], rightAlign: boolean[] = []): stri
       .trimEnd(),
   );
 }
-
-/** Build steps can hold newlines (heredocs in RUN); a table row must stay one line. */
-export function oneLine(text: string): string {
-  return text.replace(/\r?\n/g, '\\n').replace(/\t/g, ' ');
-}

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../errors';
-import { EntryType } from '../tar/entry';
+import { EntryType, typeWords } from '../tar/entry';
 import type { Tree } from '../union/tree';
 import { displayName } from '../names';
 import { displayPath } from './format';
@@ -46,7 +46,7 @@ export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions):
       if (node !== 0) node = tree.parent[node];
       continue;
     }
-    if (!tree.isDir(node)) throw new NotFoundError(`${shown}: not a directory in the image (${displayName(displayPath(tree.path(node)))} is a ${describeType(tree.type(node))})`);
+    if (!tree.isDir(node)) throw new NotFoundError(`${shown}: not a directory in the image (${displayName(displayPath(tree.path(node)))} is a ${typeWords(tree.type(node))})`);
     const child = tree.child(node, part);
     if (child < 0) throw new NotFoundError(`${shown}: no such file or directory in the image`);
     const last = !pending.some((p) => p !== '' && p !== '.');
@@ -62,19 +62,4 @@ export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions):
   return node;
 }
 
-export function describeType(type: EntryType): string {
-  switch (type) {
-    case EntryType.Directory:
-      return 'directory';
-    case EntryType.Symlink:
-      return 'symbolic link';
-    case EntryType.CharDevice:
-      return 'character device';
-    case EntryType.BlockDevice:
-      return 'block device';
-    case EntryType.Fifo:
-      return 'fifo';
-    default:
-      return 'regular file';
-  }
-}
+

@@ -44,21 +44,45 @@ export interface TarEntry {
 
 export const S_IFMT = 0o170000;
 
-const typeBits: Record<EntryType, number> = {
-  [EntryType.File]: 0o100000,
-  [EntryType.HardLink]: 0o100000,
-  [EntryType.Symlink]: 0o120000,
-  [EntryType.CharDevice]: 0o020000,
-  [EntryType.BlockDevice]: 0o060000,
-  [EntryType.Directory]: 0o040000,
-  [EntryType.Fifo]: 0o010000,
+/** A type's name in JSON output and in extract's plan. */
+export type TypeName = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
+
+/**
+ * Everything said about a type, in one table: its JSON name, its name in prose (messages), its
+ * `find -type` letter, the typeflag the tar writer gives it and its st_mode type bits.
+ */
+const TYPES: Record<EntryType, { name: TypeName; words: string; findLetter?: string; typeflag: string; modeBits: number }> = {
+  [EntryType.File]: { name: 'file', words: 'regular file', findLetter: 'f', typeflag: '0', modeBits: 0o100000 },
+  [EntryType.HardLink]: { name: 'hardlink', words: 'regular file', typeflag: '1', modeBits: 0o100000 },
+  [EntryType.Symlink]: { name: 'symlink', words: 'symbolic link', findLetter: 'l', typeflag: '2', modeBits: 0o120000 },
+  [EntryType.CharDevice]: { name: 'char', words: 'character device', findLetter: 'c', typeflag: '3', modeBits: 0o020000 },
+  [EntryType.BlockDevice]: { name: 'block', words: 'block device', findLetter: 'b', typeflag: '4', modeBits: 0o060000 },
+  [EntryType.Directory]: { name: 'dir', words: 'directory', findLetter: 'd', typeflag: '5', modeBits: 0o040000 },
+  [EntryType.Fifo]: { name: 'fifo', words: 'fifo', findLetter: 'p', typeflag: '6', modeBits: 0o010000 },
 };
 
 /** st_mode for an entry: the type bits from the typeflag, the permission bits from the header. */
 export function statMode(type: EntryType, mode: number): number {
-  return typeBits[type] | (mode & 0o7777);
+  return TYPES[type].modeBits | (mode & 0o7777);
 }
 
-export function typeName(type: EntryType): string {
-  return ['file', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo'][type] ?? 'unknown';
+/** `file`, `dir`, `symlink`…: the type in JSON output. */
+export function typeName(type: EntryType): TypeName {
+  return TYPES[type].name;
+}
+
+/** `regular file`, `directory`, `symbolic link`…: the type in a message. */
+export function typeWords(type: EntryType): string {
+  return TYPES[type]?.words ?? 'regular file';
+}
+
+/** The type `find -type LETTER` selects (f d l c b p), or undefined. */
+export function typeOfFindLetter(letter: string): EntryType | undefined {
+  for (const t of Object.keys(TYPES).map(Number) as EntryType[]) if (TYPES[t].findLetter === letter) return t;
+  return undefined;
+}
+
+/** The typeflag the tar writer gives a type. */
+export function typeflagOf(type: EntryType): string {
+  return TYPES[type].typeflag;
 }

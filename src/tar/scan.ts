@@ -4,15 +4,32 @@ import { EntryType, type SparseExtent, type TarEntry } from './entry';
 import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock, type RawHeader } from './header';
 import { parsePax, parsePaxCount, parsePaxTime, paxValue, paxXattrs, type PaxRecords } from './pax';
 import { displayName } from '../names';
+import { warning, type Warning, type WarningCode } from '../warnings';
 import { TarIndexBuilder, type TarIndex } from './tar-index';
 import { WindowReader } from './window-reader';
 
-export interface TarScan {
+/** A scanned tar stream: its index and what a user should hear about it. */
+export interface TarStreamScan {
   index: TarIndex;
   /** Things a user should hear about that did not stop the scan (skipped entries, truncation). */
-  warnings: string[];
+  warnings: Warning[];
   /** Where the archive ended: after the end-of-archive blocks, or at the last complete member. */
   endOffset: number;
+  /** When the stream ends early: how, without the stream's name ("truncated: 3 stray bytes at byte 1024"). */
+  truncation?: string;
+}
+
+/**
+ * The scan with its warnings as text, for the modules that still keep text (open-archive.ts,
+ * index-layer.ts and what they store in the index cache). `issues` and `truncation` carry the
+ * same warnings as objects when the scan was just made (a cached scan has only the text).
+ */
+export interface TarScan {
+  index: TarIndex;
+  warnings: string[];
+  endOffset: number;
+  issues?: Warning[];
+  truncation?: string;
 }
 
 const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
@@ -38,15 +55,28 @@ interface Pending {
   longLink?: string;
 }
 
+/** scanTarStream with the warnings as text as well (see TarScan). */
+export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
+  const scan = await scanTarStream(src, what);
+  return { index: scan.index, warnings: scan.warnings.map((w) => w.text), endOffset: scan.endOffset, issues: scan.warnings, truncation: scan.truncation };
+}
+
 /**
  * Walks a tar stream header by header and records where each member's data lies, without
  * reading the data: after a header it jumps over the padded data to the next header. Reads
  * always move forward, so the same walk works over a decompressor that can only go forward.
- * `what` names the stream in messages ("layer sha256:ab12…").
+ * `what` names the stream in messages ("layer sha256:ab12…"); `layer`, when given, is put on
+ * every warning.
  */
-export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
+export async function scanTarStream(src: ScanSource, what: string, where: { layer?: string } = {}): Promise<TarStreamScan> {
   const builder = new TarIndexBuilder();
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
+  let truncation: string | undefined;
+  const warn = (code: WarningCode, text: string, entry?: string) => warnings.push(warning(code, `${what}: ${text}`, { ...where, entry }));
+  const cut = (text: string) => {
+    truncation = text;
+    warn('truncated', text);
+  };
   const reader = new WindowReader(src);
   const readData = async (pos: number, len: number, label: string): Promise<Buffer> => {
     // Extension headers are small; a huge one is a broken or hostile archive, not a big name.
@@ -63,7 +93,7 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     const n = block.length;
     if (n === 0) break; // no end-of-archive blocks: tolerated, as GNU tar does
     if (n < BLOCK) {
-      warnings.push(`${what}: truncated: ${n} stray bytes at byte ${pos}`);
+      cut(`truncated: ${n} stray bytes at byte ${pos}`);
       break;
     }
     if (isZeroBlock(block)) {
@@ -106,13 +136,13 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     let type = typeOfFlag[header.typeflag];
     if (type === undefined) {
       // POSIX: an unknown typeflag is read as a regular file.
-      warnings.push(`${what}: unknown entry type ${JSON.stringify(header.typeflag)} for ${displayName(header.name)}, read as a file`);
+      warn('unknown-type', `unknown entry type ${JSON.stringify(header.typeflag)} for ${displayName(header.name)}, read as a file`, header.name);
       type = EntryType.File;
     }
     let entry: TarEntry;
     let dataSize: number;
     try {
-      ({ entry, dataSize } = applyExtensions(header, type, local, dataStart, (text) => warnings.push(`${what}: ${text}`)));
+      ({ entry, dataSize } = applyExtensions(header, type, local, dataStart, (text, entryPath) => warn('malformed-pax', text, entryPath)));
     } catch (err) {
       // A pax size we cannot trust (negative, fractional, not a number) leaves no way to find
       // the next header: stop here, naming the layer and the place.
@@ -150,13 +180,13 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     if (entry.path.includes('\0') || (entry.linkname ?? '').includes('\0')) {
       // Only pax records can carry a NUL in a name. No system call can name such a file: the
       // mount would show it cut at the NUL (aliasing another name) and extract would refuse it.
-      warnings.push(`${what}: skipped ${displayName(entry.path)}: a NUL byte in its ${entry.path.includes('\0') ? 'name' : 'link target'}`);
+      warn('skipped-entry', `skipped ${displayName(entry.path)}: a NUL byte in its ${entry.path.includes('\0') ? 'name' : 'link target'}`, entry.path);
     } else if (path === null) {
-      warnings.push(`${what}: skipped ${displayName(entry.path)}: path leaves the root`);
+      warn('skipped-entry', `skipped ${displayName(entry.path)}: path leaves the root`, entry.path);
     } else if (path === '' && type !== EntryType.Directory) {
-      warnings.push(`${what}: skipped a ${EntryType[type]} entry named as the root`);
+      warn('skipped-entry', `skipped a ${EntryType[type]} entry named as the root`, entry.path);
     } else if (type === EntryType.HardLink && normalizePath(entry.linkname ?? '') === null) {
-      warnings.push(`${what}: skipped hard link ${displayName(path)}: target ${displayName(entry.linkname ?? '')} leaves the root`);
+      warn('skipped-entry', `skipped hard link ${displayName(path)}: target ${displayName(entry.linkname ?? '')} leaves the root`, path);
     } else {
       entry.path = path;
       if (type === EntryType.HardLink) entry.linkname = normalizePath(entry.linkname ?? '') ?? '';
@@ -164,12 +194,12 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
     }
 
     if (src.size !== undefined && dataRegion + dataSize > src.size) {
-      warnings.push(`${what}: truncated in the data of ${displayName(entry.path)} (needs ${entry.dataOffset + entry.storedSize} bytes, have ${src.size})`);
+      cut(`truncated in the data of ${displayName(entry.path)} (needs ${entry.dataOffset + entry.storedSize} bytes, have ${src.size})`);
       pos = src.size;
       break;
     }
   }
-  return { index: builder.finish(), warnings, endOffset: pos };
+  return { index: builder.finish(), warnings, endOffset: pos, truncation };
 }
 
 /**
@@ -197,7 +227,7 @@ function applyExtensions(
   flagType: EntryType,
   ext: Pending,
   dataStart: number,
-  warn: (text: string) => void,
+  warn: (text: string, entryPath: string) => void,
 ): { entry: TarEntry; dataSize: number } {
   const pax = ext.pax;
   const path = paxValue(pax, 'GNU.sparse.name') ?? ext.longName ?? paxValue(pax, 'path') ?? h.name;
@@ -205,7 +235,7 @@ function applyExtensions(
   let type = flagType;
   const oldStyleDir = h.typeflag === '\0' && path.endsWith('/');
   if (oldStyleDir) type = EntryType.Directory;
-  const bad = (key: string, value: string) => warn(`${displayName(path)}: ignored malformed pax ${key}=${JSON.stringify(value)}, used the header's field`);
+  const bad = (key: string, value: string) => warn(`${displayName(path)}: ignored malformed pax ${key}=${JSON.stringify(value)}, used the header's field`, path);
   const count = (key: string, fallback: number): number => {
     const text = paxValue(pax, key);
     if (text === undefined) return fallback;

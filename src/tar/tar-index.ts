@@ -62,6 +62,16 @@ export class TarIndex {
   }
 
   /** Approximate bytes held, for the memory-per-entry figure. */
+  /**
+   * At most how many directories a tree of these entries can hold: every entry may be one, and
+   * every `/` in a path may imply one more (a parent the tar never lists).
+   */
+  directoryCountUpperBound(): number {
+    let slashes = 0;
+    for (let i = this.pathPool.indexOf(0x2f); i >= 0; i = this.pathPool.indexOf(0x2f, i + 1)) slashes++;
+    return this.count + slashes;
+  }
+
   byteSize(): number {
     const cols = this.pathPool.length + this.pathStart.byteLength + this.types.byteLength + this.modes.byteLength +
       this.uids.byteLength + this.gids.byteLength + this.sizes.byteLength + this.mtimes.byteLength + this.mtimeNsecs.byteLength + this.dataOffsets.byteLength;

@@ -1,4 +1,4 @@
-import { EntryType } from './entry';
+import { EntryType, typeflagOf } from './entry';
 import { BLOCK } from './header';
 import { encodeXattrName, formatPaxTime, paxRecord, type ExactTime } from './pax';
 
@@ -26,16 +26,6 @@ export interface TarWriteEntry {
   /** Names are byte strings. */
   xattrs?: Record<string, Buffer>;
 }
-
-const TYPEFLAG: Record<EntryType, string> = {
-  [EntryType.File]: '0',
-  [EntryType.HardLink]: '1',
-  [EntryType.Symlink]: '2',
-  [EntryType.CharDevice]: '3',
-  [EntryType.BlockDevice]: '4',
-  [EntryType.Directory]: '5',
-  [EntryType.Fifo]: '6',
-};
 
 /** Whether `n` fits a `width`-byte octal field (width-1 digits and a NUL). */
 function fitsOctal(n: number, width: number): boolean {
@@ -89,7 +79,7 @@ export function encodeEntry(e: TarWriteEntry): Buffer {
   for (const [name, value] of Object.entries(e.xattrs ?? {})) records.push(paxRecord(`SCHILY.xattr.${encodeXattrName(name)}`, value));
   const header = ustarHeader({
     name: e.name.slice(0, 100),
-    typeflag: TYPEFLAG[e.type],
+    typeflag: typeflagOf(e.type),
     mode: e.mode,
     uid: fitsOctal(e.uid, 8) ? e.uid : 0,
     gid: fitsOctal(e.gid, 8) ? e.gid : 0,

@@ -2,19 +2,14 @@ import { baseName, parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
 import { displayName } from '../names';
 import type { TarIndex } from '../tar/tar-index';
-import { Tree } from './tree';
+import { Tree, type NodeSource } from './tree';
 import { whiteoutMeaning } from './whiteout';
+import { warning, type Warning } from '../warnings';
 
-
-/** A file object: what a node (or several hard-linked nodes) shows. entry -1 = implied directory. */
-export interface FileObj {
-  layerSlot: number;
-  entry: number;
-}
 
 interface MutableNode {
   name: string;
-  obj: FileObj;
+  obj: NodeSource;
   /** Present exactly when the node is a directory. */
   children?: Map<string, MutableNode>;
 }
@@ -31,15 +26,15 @@ export interface BuildOptions {
    * A hard link whose target is not in the tree built so far resolves here ('single' mode: a
    * lower layer holds the target); returns the target's file object or undefined.
    */
-  resolveOutside?: (path: string) => FileObj | undefined;
+  resolveOutside?: (path: string) => NodeSource | undefined;
 }
 
 export interface BuiltTree {
   tree: Tree;
-  warnings: string[];
+  warnings: Warning[];
 }
 
-const implied = (layerSlot: number): FileObj => ({ layerSlot, entry: -1 });
+const implied = (layerSlot: number): NodeSource => ({ layerSlot, entry: -1 });
 
 /**
  * Builds the file tree of the layers in `apply` (slots of `layers`, bottom first), the way containerd's and go-containerregistry's
@@ -49,7 +44,7 @@ const implied = (layerSlot: number): FileObj => ({ layerSlot, entry: -1 });
  * directory merges, anything else replaces the old path and its subtree.
  */
 export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
-  const warnings: string[] = [];
+  const warnings: Warning[] = [];
   const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
   const root: MutableNode = { name: '', obj: implied(apply[0] ?? 0), children: new Map() };
 
@@ -91,11 +86,12 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         continue;
       }
       if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-        warnings.push(`${name(slot)}: whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`);
+        const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
+        warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
       }
       if (meaning.kind === 'opaque') opaque.push(meaning.dir);
       else if (meaning.kind === 'whiteout') whiteouts.push(meaning.target);
-      else if (meaning.kind === 'invalid') warnings.push(`${name(slot)}: ignored invalid whiteout ${displayName(path)}`);
+      else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
     }
 
     for (const dir of opaque) {
@@ -112,7 +108,7 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
     for (const i of adds) {
       const path = index.path(i);
       const type = index.type(i);
-      const obj: FileObj = { layerSlot: slot, entry: i };
+      const obj: NodeSource = { layerSlot: slot, entry: i };
       if (path === '') {
         if (type === EntryType.Directory) root.obj = obj;
         continue;
@@ -131,7 +127,8 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         let targetObj = target && !target.children ? target.obj : undefined;
         if (!target && opts.resolveOutside) targetObj = opts.resolveOutside(targetPath);
         if (!targetObj) {
-          warnings.push(`${name(slot)}: hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`);
+          const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`;
+          warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
           continue;
         }
         if (existing === target) continue;
@@ -161,7 +158,7 @@ function freeze(root: MutableNode, layers: readonly TarIndex[]): Tree {
       parents.push(n);
     }
   }
-  const objIds = new Map<FileObj, number>();
+  const objIds = new Map<NodeSource, number>();
   const objLayer: number[] = [];
   const objEntry: number[] = [];
   const objNlink: number[] = [];

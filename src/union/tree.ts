@@ -18,7 +18,10 @@ export interface NodeStat {
   devminor: number;
 }
 
-/** Where a node's bytes and metadata come from: a row of one layer's tar index. */
+/**
+ * Where a node's bytes and metadata come from: a row of one layer's tar index (several
+ * hard-linked nodes share one). `entry` -1 while building: a directory only implied by paths.
+ */
 export interface NodeSource {
   layerSlot: number;
   entry: number;
