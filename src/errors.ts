@@ -78,3 +78,25 @@ export function userErrorFor(exitCode: number, message: string): UserError {
       return new ArchiveError(message);
   }
 }
+
+/**
+ * An internal failure that already says where it happened (`layer 3 (sha256:…)`, an archive
+ * path), so that whoever turns it into a user-facing error adds the place only when it is not
+ * there, without looking into the message.
+ */
+export class LocatedError extends Error {
+  constructor(
+    readonly where: string,
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${where}: ${detail}`, options);
+    this.name = 'LocatedError';
+  }
+}
+
+/** `err`'s message with `where` in front, unless it already names that place. */
+export function locatedMessage(err: unknown, where: string): string {
+  if (err instanceof LocatedError && err.where === where) return err.message;
+  return `${where}: ${(err as Error).message}`;
+}

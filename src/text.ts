@@ -23,9 +23,15 @@ export function printableText(text: string): string {
 /**
  * Text made one line. `'message'` (error texts from elsewhere): every run of control characters,
  * newlines included, becomes one space. `'cell'` (a build step in a table row): a newline is
- * shown as `\n` and a tab as a space, so a heredoc in a RUN line stays readable.
+ * shown as `\n` and a tab as a space, so a heredoc in a RUN line stays readable, and any other
+ * control character as `\xNN` (an ESC in a `created_by` would otherwise reach the terminal).
  */
 export function oneLine(text: string, style: 'message' | 'cell' = 'message'): string {
-  if (style === 'cell') return text.replace(/\r?\n/g, '\\n').replace(/\t/g, ' ');
+  if (style === 'cell') {
+    return text
+      .replace(/\r?\n/g, '\\n')
+      .replace(/\t/g, ' ')
+      .replace(CONTROL_RUNS, (run) => [...run].map((c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join(''));
+  }
   return text.replace(CONTROL_RUNS, ' ');
 }

@@ -1,13 +1,13 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
 import { FileSource } from '../io/byte-source';
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
+import { locatedMessage } from '../errors';
+import { oneLine } from '../text';
 import { TarIndexer, detectTarCompression, isTarCompression, type CacheKeys } from './tar-indexer';
-
-const run = promisify(execFile);
 
 export interface ArchiveOpenOptions {
   cache?: IndexCache;
@@ -60,9 +60,7 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
   } catch (err) {
     await file.close();
     if (err instanceof ArchiveError) throw err;
-    // The tar scanner already names the archive (scanTar's `what`): do not say it twice.
-    const message = (err as Error).message;
-    throw new ArchiveError(message.startsWith(`${location}: `) ? message : `${location}: ${message}`);
+    throw new ArchiveError(locatedMessage(err, location), { cause: err });
   }
 }
 
@@ -71,6 +69,20 @@ async function outerCacheKeys(file: FileSource, kind: 'gzip' | 'zstd', location:
   if (!cache) return undefined;
   const key = cacheKey({ kind: 'archive', compression: kind, path: path.resolve(location), size: file.size, mtimeMs: file.mtimeMs, sample: await sampleDigest(file) });
   return { lookup: key, store: key, meta: { what: 'compressed archive index' } };
+}
+
+/** `xz -dc -- SRC > DEST`, without a shell: xz's output goes straight into the file. */
+async function xzDecompress(src: string, dest: string): Promise<void> {
+  const out = await fs.promises.open(dest, 'wx', 0o600);
+  try {
+    const child = spawn('xz', ['-dc', '--', src], { stdio: ['ignore', out.fd, 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
+    const [code] = (await once(child, 'close')) as [number | null];
+    if (code !== 0) throw new Error(stderr.trim() || `xz exited with ${code}`);
+  } finally {
+    await out.close();
+  }
 }
 
 /** Decompresses an xz archive into the cache folder (or the temp dir) with the `xz` tool. */
@@ -83,12 +95,12 @@ async function xzCopy(file: FileSource, location: string, opts: ArchiveOpenOptio
     await fs.promises.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.${process.pid}.tmp`;
     try {
-      await run('sh', ['-c', 'xz -dc -- "$1" > "$2"', 'xz', location, tmp], { maxBuffer: 1024 * 1024 });
+      await xzDecompress(location, tmp);
       await fs.promises.rename(tmp, target);
     } catch (err) {
       await fs.promises.rm(tmp, { force: true });
-      const msg = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
-      throw new ArchiveError(`${location}: cannot decompress xz (${/not found/.test(msg) ? 'install xz-utils' : msg.split('\n')[0]})`);
+      const msg = (err as Error).message;
+      throw new ArchiveError(`${location}: cannot decompress xz (${/ENOENT/.test(msg) ? 'install xz-utils' : oneLine(msg.split('\n')[0])})`, { cause: err });
     }
   }
   return FileSource.open(target);

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { NotFoundError, UserError } from '../errors';
 import { EntryType, typeWords } from '../tar/entry';
@@ -6,7 +8,6 @@ import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { imagePath, resolvePath } from '../query/resolve';
-import { writeWithBackpressure } from '../query/sink';
 import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface CatOptions extends ImageOptions {
@@ -45,7 +46,7 @@ export function registerCat(program: Command): Command {
               const type = tree.type(node);
               if (type === EntryType.Directory) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a directory`);
               if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${typeWords(type)}, not a regular file`);
-              for await (const chunk of fileChunks(view, tree, node)) await writeWithBackpressure(process.stdout, chunk);
+              await pipeline(Readable.from(fileChunks(view, tree, node)), process.stdout, { end: false });
             } catch (err) {
               if (!(err instanceof UserError)) throw err;
               // Like cat: report this path and go on with the rest; the exit code says it failed.

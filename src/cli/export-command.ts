@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { OutputError, UsageError, UserError } from '../errors';
-import { writeTreeTar } from '../query/export';
+import { treeTarChunks } from '../query/export';
 import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
 
 interface ExportOptions extends ImageOptions {
@@ -38,8 +40,9 @@ export function registerExport(program: Command): Command {
         const toStdout = opts.output === '-';
         if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar to a terminal; give -o FILE or pipe stdout');
         await withImage(image, opts, async (view) => {
-          if (toStdout) await writeTreeTar(view, view.merged, process.stdout);
-          else await exportToFile(opts.output, (out) => writeTreeTar(view, view.merged, out).then(() => undefined));
+          const chunks = () => Readable.from(treeTarChunks(view, view.merged));
+          if (toStdout) await pipeline(chunks(), process.stdout, { end: false });
+          else await exportToFile(opts.output, (out) => pipeline(chunks(), out));
         });
       }),
     );
@@ -58,11 +61,8 @@ async function exportToFile(target: string, write: (out: fs.WriteStream) => Prom
     throw new OutputError(`${target}: cannot write: ${why}`, { cause: err });
   }
   try {
+    // pipeline ends the file and waits until its bytes are handed to the system.
     await write(out);
-    await new Promise<void>((resolve, reject) => {
-      out.once('error', reject);
-      out.end(() => resolve());
-    });
     await fs.promises.rename(temp, target);
   } catch (err) {
     out.destroy();

@@ -4,6 +4,7 @@
  * ForwardQueue, which keeps only what the scanner has not yet passed.
  */
 import type { ByteSource } from '../io/byte-source';
+import { LocatedError } from '../errors';
 
 /**
  * Output side of a forward decompressor: the producer pushes decompressed chunks in order, the
@@ -63,10 +64,10 @@ export class ForwardQueue {
 
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     if (this.failure !== undefined) throw this.failure;
-    if (this.closed) throw new Error(`${this.what}: forward reader used after finish()`);
-    if (this.busy) throw new Error(`${this.what}: forward reader does not allow overlapping reads`);
+    if (this.closed) throw new LocatedError(this.what, `forward reader used after finish()`);
+    if (this.busy) throw new LocatedError(this.what, `forward reader does not allow overlapping reads`);
     if (!Number.isSafeInteger(position) || position < this.lastEnd) {
-      throw new Error(`${this.what}: forward reader: read at ${position} is behind the previous read's end ${this.lastEnd}`);
+      throw new LocatedError(this.what, `forward reader: read at ${position} is behind the previous read's end ${this.lastEnd}`);
     }
     if (length <= 0) return 0;
     this.busy = true;
@@ -98,8 +99,8 @@ export class ForwardQueue {
 
   /** Runs the producer to the end, dropping the output; later reads throw. */
   async drain(): Promise<void> {
-    if (this.busy) throw new Error(`${this.what}: finish() while a read is in progress`);
-    if (this.closed) throw new Error(`${this.what}: finish() called twice`);
+    if (this.busy) throw new LocatedError(this.what, `finish() while a read is in progress`);
+    if (this.closed) throw new LocatedError(this.what, `finish() called twice`);
     this.closed = true;
     this.discardBelow = Number.MAX_SAFE_INTEGER;
     this.trim();
@@ -224,7 +225,7 @@ export abstract class ForwardPass {
 
   /** The first step of `finish()`, once only: decompresses the rest, checking it to its end. */
   protected async drain(): Promise<void> {
-    if (this.finished) throw new Error(`${this.what}: finish() called twice`);
+    if (this.finished) throw new LocatedError(this.what, `finish() called twice`);
     this.finished = true;
     await this.q.drain();
   }

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { ArchiveError, type ArchiveFiles } from '../archive/archive-files';
+import { locatedMessage } from '../errors';
 import { detectTarCompression, isTarCompression, type CacheKeys, type TarCompression, type TarIndexer } from '../archive/tar-indexer';
 import { cacheKey, sampleDigest } from '../cache/index-cache';
 import type { ByteSource } from '../io/byte-source';
@@ -47,7 +48,7 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
   const keys = indexer.cache ? await cacheKeys(files, d, kind, blob, claimed) : undefined;
   const tar = await indexer.index(blob, kind, what, keys).catch((err: Error) => {
     if (err instanceof ArchiveError) throw err;
-    throw new ArchiveError(`${files.location}: ${err.message.startsWith(what) ? '' : `${what}: `}${err.message}`);
+    throw new ArchiveError(`${files.location}: ${locatedMessage(err, what)}`, { cause: err });
   });
   if (claimed && tar.digest && tar.digest !== claimed) {
     indexer.log(`${what}: the blob hashes to ${tar.digest}, not the ${claimed} the manifest claims`);

@@ -1,11 +1,9 @@
-import type { Writable } from 'node:stream';
 import type { ImageView } from '../engine';
 import { displayName } from '../names';
 import { EntryType } from '../tar/entry';
 import { encodeEntry, endOfArchive, padding, type TarWriteEntry } from '../tar/write';
 import type { Tree } from '../union/tree';
 import { fileChunks } from './content';
-import { writeWithBackpressure } from './sink';
 
 export interface ExportItem {
   node: number;
@@ -58,26 +56,22 @@ export function* exportItems(tree: Tree): Generator<ExportItem> {
 }
 
 /**
- * Writes the tree as one tar to `out`: each header, then the file's bytes in chunks read
- * straight from the layers, all with backpressure, so memory stays at a few chunks whatever the
- * image's size.
+ * The tree as one tar, chunk by chunk: each header, then the file's bytes read straight from the
+ * layers. Written with `stream.promises.pipeline`, the consumer's pace drives the reads, so
+ * memory stays at a few chunks whatever the image's size.
  */
-export async function writeTreeTar(view: ImageView, tree: Tree, out: Writable): Promise<{ entries: number }> {
-  let entries = 0;
+export async function* treeTarChunks(view: ImageView, tree: Tree): AsyncGenerator<Buffer> {
   for (const item of exportItems(tree)) {
-    await writeWithBackpressure(out, encodeEntry(item.entry));
-    if (item.size > 0) {
-      let written = 0;
-      for await (const chunk of fileChunks(view, tree, item.node)) {
-        await writeWithBackpressure(out, chunk);
-        written += chunk.length;
-      }
-      // The header promised `size` bytes; anything else would shift every member after it.
-      if (written !== item.size) throw new Error(`${displayName(`/${tree.path(item.node)}`)}: read ${written} of ${item.size} bytes`);
-      await writeWithBackpressure(out, padding(item.size));
+    yield encodeEntry(item.entry);
+    if (item.size === 0) continue;
+    let written = 0;
+    for await (const chunk of fileChunks(view, tree, item.node)) {
+      yield chunk;
+      written += chunk.length;
     }
-    entries++;
+    // The header promised `size` bytes; anything else would shift every member after it.
+    if (written !== item.size) throw new Error(`${displayName(`/${tree.path(item.node)}`)}: read ${written} of ${item.size} bytes`);
+    yield padding(item.size);
   }
-  await writeWithBackpressure(out, endOfArchive());
-  return { entries };
+  yield endOfArchive();
 }

@@ -1,5 +1,6 @@
 import type { ScanSource } from '../io/byte-source';
 import { normalizePath } from '../paths';
+import { LocatedError } from '../errors';
 import { EntryType, type SparseExtent, type TarEntry } from './entry';
 import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock, type RawHeader } from './header';
 import { parsePax, parsePaxCount, parsePaxTime, paxValue, paxXattrs, type PaxRecords } from './pax';
@@ -80,9 +81,9 @@ export async function scanTarStream(src: ScanSource, what: string, where: { laye
   const reader = new WindowReader(src);
   const readData = async (pos: number, len: number, label: string): Promise<Buffer> => {
     // Extension headers are small; a huge one is a broken or hostile archive, not a big name.
-    if (len > 8 * 1024 * 1024) throw new Error(`${what}: ${label} at byte ${pos} claims ${len} bytes`);
+    if (len > 8 * 1024 * 1024) throw new LocatedError(what, `${label} at byte ${pos} claims ${len} bytes`);
     const buf = await reader.bytes(pos, len);
-    if (buf.length !== len) throw new Error(`${what}: truncated in ${label} at byte ${pos}`);
+    if (buf.length !== len) throw new LocatedError(what, `truncated in ${label} at byte ${pos}`);
     return buf;
   };
 
@@ -104,7 +105,7 @@ export async function scanTarStream(src: ScanSource, what: string, where: { laye
     try {
       header = decodeHeader(block);
     } catch (err) {
-      throw new Error(`${what}: invalid tar header at byte ${pos}: ${(err as Error).message}`);
+      throw new LocatedError(what, `invalid tar header at byte ${pos}: ${(err as Error).message}`);
     }
     const dataStart = pos + BLOCK;
     switch (header.typeflag) {
@@ -146,7 +147,7 @@ export async function scanTarStream(src: ScanSource, what: string, where: { laye
     } catch (err) {
       // A pax size we cannot trust (negative, fractional, not a number) leaves no way to find
       // the next header: stop here, naming the layer and the place.
-      throw new Error(`${what}: ${(err as Error).message} in the extended header before byte ${pos}`);
+      throw new LocatedError(what, `${(err as Error).message} in the extended header before byte ${pos}`);
     }
     type = entry.type;
 
@@ -340,13 +341,13 @@ async function readSparse10Map(
 function validateSparse(entry: TarEntry, what: string): void {
   if (!entry.sparse) return;
   // Old GNU headers give the real size in a free-form number field: keep it exact and positive.
-  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new Error(`${what}: invalid sparse size for ${displayName(entry.path)}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw new LocatedError(what, `invalid sparse size for ${displayName(entry.path)}`);
   let stored = 0;
   for (const x of entry.sparse) {
     if (!Number.isSafeInteger(x.offset) || !Number.isSafeInteger(x.length) || x.offset < 0 || x.length < 0 || x.offset + x.length > entry.size) {
-      throw new Error(`${what}: invalid sparse map for ${displayName(entry.path)}`);
+      throw new LocatedError(what, `invalid sparse map for ${displayName(entry.path)}`);
     }
     stored += x.length;
   }
-  if (stored > entry.storedSize) throw new Error(`${what}: sparse map of ${displayName(entry.path)} needs more data than stored`);
+  if (stored > entry.storedSize) throw new LocatedError(what, `sparse map of ${displayName(entry.path)} needs more data than stored`);
 }
