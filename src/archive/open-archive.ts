@@ -5,6 +5,8 @@ import { promisify } from 'node:util';
 import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
 import { FileSource } from '../io/byte-source';
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
+import { isRegistryReference } from '../registry/reference';
+import { openRegistryFiles } from '../registry/registry-files';
 import { TarIndexer, detectTarCompression, isTarCompression, type CacheKeys } from './tar-indexer';
 
 const run = promisify(execFile);
@@ -23,6 +25,8 @@ export interface ArchiveOpenOptions {
  * in one pass and kept in the index cache, so a second open costs a cache read.
  */
 export async function openArchiveFiles(location: string, opts: ArchiveOpenOptions = {}): Promise<ArchiveFiles> {
+  // docker://HOST/REPO:TAG: the image in a registry, read lazily (src/registry/).
+  if (isRegistryReference(location)) return openRegistryFiles(location, { cache: opts.cache, log: opts.log });
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(location);
