@@ -27,6 +27,7 @@ export class RemoteBlobSource implements ByteSource {
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private lastEnd = -1;
   private ahead = 0;
+  private readonly storing = new Set<Promise<void>>();
   /** Bytes fetched from the registry by this source, for tests and notes. */
   fetched = 0;
 
@@ -100,27 +101,37 @@ export class RemoteBlobSource implements ByteSource {
     const bs = this.store.blockSize;
     const start = a * bs;
     const end = Math.min(this.size, (b + 1) * bs);
+    let stored: Promise<void> = Promise.resolve();
     const run = this.client.blobRange(this.digest, this.size, start, end, deadline).then((bytes) => {
       this.fetched += bytes.length;
       const parts: Buffer[] = [];
       for (let i = a; i <= b; i++) parts.push(Buffer.from(bytes.subarray((i - a) * bs, Math.min(bytes.length, (i - a + 1) * bs))));
-      // Kept in the background: the reader has its bytes now.
-      void (async () => {
+      // Kept in the background (the reader has its bytes now); the blocks stay findable in
+      // `inflight` until they are in the store, so no read fetches them twice meanwhile.
+      stored = (async () => {
         for (const [k, part] of parts.entries()) await this.store.put(this.hex, a + k, part);
       })().catch(() => undefined);
+      this.storing.add(stored);
+      void stored.then(() => this.storing.delete(stored));
       return parts;
     });
     const out: Array<Promise<Buffer>> = [];
     for (let i = a; i <= b; i++) {
       const p = run.then((parts) => parts[i - a]);
-      out.push(p);
       p.catch(() => undefined);
+      out.push(p);
       this.inflight.set(i, p);
-      void p.finally(() => {
+      const drop = () => {
         if (this.inflight.get(i) === p) this.inflight.delete(i);
-      }).catch(() => undefined);
+      };
+      run.then(() => stored).then(drop, drop);
     }
     return out;
+  }
+
+  /** Resolves once every block fetched so far is in the store (before the store closes). */
+  async settled(): Promise<void> {
+    while (this.storing.size) await Promise.all([...this.storing]);
   }
 
   /** A forward reader for one front-to-back pass: streamed in bounded windows, nothing kept. */

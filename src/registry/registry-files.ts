@@ -194,6 +194,7 @@ export class RegistryArchiveFiles implements ArchiveFiles {
 
   async close(): Promise<void> {
     this.client.close();
+    await Promise.all([...this.layers.values()].map((l) => l.settled()));
     await this.store.close();
   }
 }
