@@ -20,6 +20,11 @@ command -v xz >/dev/null || need+=(xz-utils)
 command -v bsdtar >/dev/null || need+=(libarchive-tools)
 command -v umoci >/dev/null || need+=(umoci)
 command -v skopeo >/dev/null || need+=(skopeo)
+# The registry tests: CNCF Distribution (`docker-registry serve`, started by the tests on a free
+# loopback port, never the system service) and htpasswd for its Basic auth (bcrypt).
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v openssl >/dev/null || need+=(openssl)
 command -v setcap >/dev/null || [ -x /usr/sbin/setcap ] || [ -x /sbin/setcap ] || need+=(libcap2-bin)
 command -v python3 >/dev/null || need+=(python3)
 if ((${#need[@]})); then

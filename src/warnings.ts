@@ -30,6 +30,8 @@ export type WarningCode =
   /** An item extract could not make (a device node without root). */
   | 'extract'
   /** Anything else, from a module that still hands out text (see `textWarning`). */
+  /** A registry answered with less than asked (an offline fallback to the last digest seen). */
+  | 'registry'
   | 'other';
 
 export interface Warning {

@@ -20,6 +20,11 @@ export interface ArchiveFiles {
   readonly location: string;
   /** Identity of the archive file or folder, for cache keys: size and mtime. */
   readonly stamp: { size: number; mtimeMs: number };
+  /**
+   * What cached indexes that are tied to this archive (not to a proven digest) are keyed by,
+   * when not its resolved path: a registry repository (`docker://host/repo`).
+   */
+  readonly cacheIdentity?: string;
   readonly warnings: Warning[];
   /** When the archive ends early: how ("truncated: 3 stray bytes at byte 1024"). */
   readonly truncation?: string;

@@ -6,6 +6,8 @@ import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
 import { FileSource } from '../io/byte-source';
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
 import { locatedMessage } from '../errors';
+import { isRegistryReference } from '../registry/reference';
+import { openRegistryFiles } from '../registry/registry-files';
 import { oneLine } from '../text';
 import { TarIndexer, detectTarCompression, isTarCompression, type CacheKeys } from './tar-indexer';
 
@@ -23,6 +25,8 @@ export interface ArchiveOpenOptions {
  * in one pass and kept in the index cache, so a second open costs a cache read.
  */
 export async function openArchiveFiles(location: string, opts: ArchiveOpenOptions = {}): Promise<ArchiveFiles> {
+  // docker://HOST/REPO:TAG: the image in a registry, read lazily (src/registry/).
+  if (isRegistryReference(location)) return openRegistryFiles(location, { cache: opts.cache, log: opts.log });
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(location);

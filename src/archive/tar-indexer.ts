@@ -156,8 +156,9 @@ export class TarIndexer {
   ): Promise<Indexes> {
     if (compression === 'none') return { scan: await scanTar(stored, what) };
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
-    const hashing = hash ? new HashingSource(stored) : undefined;
-    const builder = createSeekIndexBuilder(compression, hashing ?? stored, {
+    const input = stored.sequentialReader?.() ?? stored;
+    const hashing = hash ? new HashingSource(input) : undefined;
+    const builder = createSeekIndexBuilder(compression, hashing ?? input, {
       spill,
       onProgress: (done) => this.opts.onProgress?.(progress, done, stored.size),
     });

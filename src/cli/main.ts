@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import * as fs from 'node:fs';
 import { nameToText } from '../names';
 import { quietOnClosedStdout } from '../query/sink';
+import { addRegistryOptions, applyRegistryOptions, REGISTRY_HELP } from '../registry/cli-options';
+import { reportAndExit } from './common';
 import { registerDemo } from './demo-command';
 import { registerMount } from './mount-command';
 import { registerQueryCommands } from './query-commands';
@@ -19,7 +21,8 @@ export async function main(argv: string[]): Promise<void> {
       'after',
       `
 IMAGE is a docker save / podman save / skopeo / kaniko tar, an oci-archive, an OCI layout folder,
-or any of those gzip-, zstd- or xz-compressed. Run 'ocimount COMMAND --help' for each command.
+or any of those gzip-, zstd- or xz-compressed, or docker://HOST/REPO:TAG (an image in a registry,
+read lazily). Run 'ocimount COMMAND --help' for each command.
 
 Examples:
   ocimount image.tar /mnt/img                 mount it (rootfs/, layers/, config.json, history)
@@ -29,6 +32,7 @@ Examples:
   ocimount blame image.tar /usr/bin/tool      which layer (and which command) put it there
   ocimount extract image.tar /app -o out/     copy a subtree out, safely
   ocimount demo && ocimount inspect /tmp/ocimount-demo.tar   try it on the built-in demo image
+  ocimount cat docker://localhost:5000/app:1.0 /etc/os-release   straight from a registry
 
 Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4 this machine
 (no FUSE, /dev/fuse not permitted, no fusermount, addon not built, mountpoint busy or dead).`,
@@ -36,6 +40,17 @@ Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4
   registerMount(program);
   registerDemo(program);
   registerQueryCommands(program);
+  // Every command that reads an image also reads docker:// references (src/registry/).
+  for (const cmd of program.commands) {
+    if (cmd.options.some((o) => o.long === '--image')) addRegistryOptions(cmd).addHelpText('after', REGISTRY_HELP);
+  }
+  program.hook('preAction', (_program, action) => {
+    try {
+      if (action.options.some((o) => o.long === '--registry-timeout')) applyRegistryOptions(action.opts());
+    } catch (err) {
+      reportAndExit(err);
+    }
+  });
   try {
     await program.parseAsync(exactArgv(argv));
   } catch (err) {

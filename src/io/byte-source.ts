@@ -25,6 +25,12 @@ export interface ByteSource {
    * uncompressed archive): lets the FUSE read path issue one `fs.read` per request.
    */
   fileRange?(): { file: FileSource; start: number } | undefined;
+  /**
+   * A reader for one front-to-back pass over these bytes (the index pass of a compressed layer),
+   * when the source has a better way to stream than its random reads: a registry blob streams
+   * it in bounded requests and keeps none of it (src/registry/blob-source.ts).
+   */
+  sequentialReader?(): ByteSource;
 }
 
 /**

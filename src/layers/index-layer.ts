@@ -62,7 +62,7 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
 async function cacheKeys(files: ArchiveFiles, d: LayerDescriptor, kind: Compression, blob: ByteSource, claimed: string | undefined): Promise<CacheKeys> {
   const sample = await sampleDigest(blob);
   const provenKey = (digest: string) => cacheKey({ kind: 'layer', digest, compression: kind, sample });
-  const archiveKey = cacheKey({ kind: 'layer', id: d.digest ?? d.diffId, compression: kind, sample, archive: path.resolve(files.location), stamp: files.stamp, blob: d.blobPath });
+  const archiveKey = cacheKey({ kind: 'layer', id: d.digest ?? d.diffId, compression: kind, sample, archive: files.cacheIdentity ?? path.resolve(files.location), stamp: files.stamp, blob: d.blobPath });
   return {
     lookup: claimed ? provenKey(claimed) : archiveKey,
     store: (proven) => (proven ? provenKey(proven) : archiveKey),

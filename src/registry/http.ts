@@ -1,0 +1,106 @@
+import * as http from 'node:http';
+import * as https from 'node:https';
+
+/*
+ * One HTTP exchange, bounded in time and size: the request is sent, the whole (bounded) body is
+ * read, and the answer comes back, or the attempt fails with a NetworkError. Retries, redirects
+ * and auth are the client's business (client.ts); this file only makes sure nothing waits
+ * forever and nothing reads without bound.
+ */
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  url: URL;
+}
+
+export interface HttpAttempt {
+  method: 'GET' | 'HEAD' | 'POST';
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Largest body read; a longer one fails the attempt (never a short-read success). */
+  maxBody: number;
+  /** Give up when nothing moves for this long (ms). */
+  idleMs: number;
+  /** Give up at this absolute time (ms since the epoch), whatever moves. */
+  deadline: number;
+}
+
+/** The connection failed, stalled or was cut: worth another try. */
+export class NetworkError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The agents of one client: kept-alive sockets, TLS verified unless told otherwise. */
+export class Agents {
+  readonly http = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  readonly https: https.Agent;
+
+  constructor(insecureTls: boolean) {
+    this.https = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !insecureTls });
+  }
+
+  destroy(): void {
+    this.http.destroy();
+    this.https.destroy();
+  }
+}
+
+export function httpAttempt(url: URL, agents: Agents, a: HttpAttempt): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const lib = url.protocol === 'https:' ? https : http;
+    let settled = false;
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const finish = (err: Error | undefined, res?: HttpResponse) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(overall);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else resolve(res!);
+    };
+    const remaining = a.deadline - Date.now();
+    if (remaining <= 0) return reject(new NetworkError('no time left', 'ETIMEDOUT'));
+    const overall = setTimeout(() => finish(new NetworkError(`no complete answer within ${Math.round(remaining / 100) / 10} s`, 'ETIMEDOUT')), remaining);
+    const req = lib.request(
+      url,
+      {
+        method: a.method,
+        agent: url.protocol === 'https:' ? agents.https : agents.http,
+        headers: { 'user-agent': 'ocimount', ...(a.body ? { 'content-length': String(a.body.length) } : {}), ...a.headers },
+      },
+      (res) => {
+        const declared = Number(res.headers['content-length']);
+        if (a.method !== 'HEAD' && Number.isFinite(declared) && declared > a.maxBody && res.statusCode! < 300) {
+          return finish(new NetworkError(`answer of ${declared} bytes is larger than the ${a.maxBody} expected`, 'ETOOBIG'));
+        }
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          // Error answers are read only up to the limit: their text is for messages.
+          if (got > a.maxBody) {
+            if (res.statusCode! >= 300) return;
+            return finish(new NetworkError(`answer larger than the ${a.maxBody} bytes expected`, 'ETOOBIG'));
+          }
+          chunks.push(c);
+        });
+        res.on('end', () => {
+          if (!res.complete) return finish(new NetworkError('connection closed before the answer was complete', 'ECONNRESET'));
+          finish(undefined, { status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), url });
+        });
+        res.on('aborted', () => finish(new NetworkError('connection closed before the answer was complete', 'ECONNRESET')));
+        res.on('error', (err: NodeJS.ErrnoException) => finish(new NetworkError(err.message, err.code)));
+      },
+    );
+    req.setTimeout(Math.max(1, Math.min(a.idleMs, remaining)), () => finish(new NetworkError(`no answer for ${Math.round(Math.min(a.idleMs, remaining) / 100) / 10} s`, 'ETIMEDOUT')));
+    req.on('error', (err: NodeJS.ErrnoException) => finish(new NetworkError(err.message, err.code)));
+    req.end(a.body);
+  });
+}
