@@ -69,7 +69,7 @@ describe('where a tar ends', () => {
 
   it('a header cut inside an extension header is an error naming the stream and the place', async () => {
     const pax = paxHeader([['path', 'x'.repeat(600)]]);
-    await assert.rejects(scan(pax.subarray(0, BLOCK + 100)), /^Error: layer t: truncated in pax header at byte 512$/);
+    await assert.rejects(scan(pax.subarray(0, BLOCK + 100)), /^LocatedError: layer t: truncated in pax header at byte 512$/);
   });
 
   it('a stream of unknown size is not checked against its size', async () => {
