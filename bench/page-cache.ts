@@ -480,7 +480,7 @@ async function scale(v: Record<string, unknown>, work: string, run: string, star
   if (!fs.existsSync(image)) {
     log(`generating a ${entries}-entry image`);
     // ~10% of the entries are directories, links and whiteouts; small files are empty (512 B each in the tar).
-    log(describe(generateImage({ out: image, files: Math.round(entries / 1.1), bigMiB: 1, dataMiB: 1, smallMaxBytes: 0 })));
+    log(describe(generateImage({ out: image, files: Math.ceil(entries / 1.09), bigMiB: 1, dataMiB: 1, smallMaxBytes: 0 })));
   }
   const mnt = path.join(run, 'mnt');
   fs.mkdirSync(mnt);
