@@ -33,6 +33,8 @@ export interface GenOptions {
   dataMiB?: number;
   compress?: Compression;
   seed?: number;
+  /** Cap on each small file's size (default none: 0-64 KiB); the scale benchmark makes millions of tiny files. */
+  smallMaxBytes?: number;
 }
 
 export interface GenResult {
@@ -158,7 +160,11 @@ class LayerPlan {
 
 const MTIME = 1_700_000_000;
 
+let smallCap = Infinity;
 function smallSize(rng: Rng): number {
+  return Math.min(smallCap, smallSizeUncapped(rng));
+}
+function smallSizeUncapped(rng: Rng): number {
   const u = rng.int(100);
   if (u < 5) return 0;
   if (u < 70) return 100 + rng.int(1948);
@@ -207,7 +213,7 @@ function addPackages(layer: LayerPlan, rng: Rng, roots: string[], count: number,
   return pkgs;
 }
 
-function planImage(o: Required<Omit<GenOptions, 'out' | 'compress'>>): { layers: LayerPlan[]; big: Ent } {
+function planImage(o: Required<Omit<GenOptions, 'out' | 'compress' | 'smallMaxBytes'>>): { layers: LayerPlan[]; big: Ent } {
   const rng = new Rng(o.seed * 2654435761);
   const base = new LayerPlan('base', '/bin/sh -c #(nop) ADD file:rootfs.tar in / ');
   const app = new LayerPlan('app', 'COPY app/ /app/ # buildkit');
@@ -412,6 +418,7 @@ export function generateImage(opts: GenOptions): GenResult {
   const t0 = process.hrtime.bigint();
   const o = { files: opts.files ?? 100_000, bigMiB: opts.bigMiB ?? 500, dataMiB: opts.dataMiB ?? 1100, seed: opts.seed ?? 1 };
   const compress = opts.compress ?? 'none';
+  smallCap = opts.smallMaxBytes ?? Infinity;
   if (!['none', 'gzip', 'zstd'].includes(compress)) throw new BenchError(`--compress: expected none, gzip or zstd, got ${compress}`);
   const { layers, big } = planImage(o);
   const text = makeText(new Rng(o.seed + 17));

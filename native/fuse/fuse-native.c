@@ -23,8 +23,16 @@
  *    non-string name becomes -EIO (or is skipped) instead of a thrown N-API error that left the
  *    FUSE thread waiting forever, or an assert() that aborted the process. Readdir names over
  *    1,024 bytes or holding a NUL byte are skipped.
+ *  - An answer cache (`dirCacheBytes`, "The answer cache" below): listings JS answered are kept
+ *    here with their stats and, for plain files, their byte spans in an open archive; getattr
+ *    (LOOKUP), readdir and read of what they hold are answered on libfuse's thread (read as a
+ *    pread checked by an fstat) without a hop onto Node's main thread.
+ *  - Kernel-cached listings (`cacheDirs`): the kernel channel is wrapped so that every OPENDIR
+ *    reply carries FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, which libfuse 2 can not set.
+ *  - fuse_native_counters: what the answer cache answered, for benchmarks.
  */
 
+#define _GNU_SOURCE
 #define FUSE_USE_VERSION 29
 
 #include <uv.h>
@@ -45,6 +53,7 @@
 
 #include <unistd.h>
 #include <sys/wait.h>
+#include <sys/uio.h>
 #include <pthread.h>
 
 static int IS_ARRAY_BUFFER_DETACH_SUPPORTED = 0;
@@ -145,6 +154,8 @@ static const uint32_t op_rmdir = 33;
 
 // Data structures
 
+struct dircache_s;
+
 typedef struct {
   napi_env env;
   pthread_t thread;
@@ -157,6 +168,8 @@ typedef struct {
 
   struct fuse *fuse;
   struct fuse_chan *ch;
+  // The channel the session reads from: `ch`, or the wrapper that sets FOPEN_CACHE_DIR.
+  struct fuse_chan *session_ch;
   char mnt[1024];
   char mntopts[1024];
   int mounted;
@@ -164,6 +177,9 @@ typedef struct {
   uv_async_t async;
   uv_mutex_t mut;
   uv_sem_t sem;
+
+  // The answer cache (below), or NULL when the mount has no budget for it.
+  struct dircache_s *dc;
 } fuse_thread_t;
 
 typedef struct {
@@ -366,6 +382,239 @@ static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {
   statvfs->f_namemax = *ints++;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The answer cache: directory listings JS answered, kept here so that the requests that follow
+// a readdir (the LOOKUP of each name, the READ of each small file, a second READDIR) are
+// answered on libfuse's own thread, without a hop onto Node's main thread.
+//
+// A listing is cached when JS answers readdir and the mount was given a budget in bytes
+// (`dirCacheBytes`); the oldest listings go first when the budget is exceeded. A stat array of
+// 24 words or more carries a byte span: words 21-22 the offset of the file's bytes in an open
+// file (low, high), word 23 that file's descriptor plus one (0: no span). Such a file's reads
+// are `pread`s of that descriptor here; after each, one fstat checks that the file is still the
+// one first seen (device, inode, size, mtime), else the read goes to JS, which refuses it.
+// getattr (LOOKUP) and fgetattr of a cached name copy its stat; readdir of a cached directory
+// fills from the cache. Everything else, and every miss, goes to JS as before.
+
+#define DC_BUCKETS 65536
+#define DC_FDS 64
+#define SPAN_STAT_WORDS 24
+
+typedef struct {
+  uint32_t name_off;
+  uint32_t name_len;
+  int32_t fd_slot; // -1: no span
+  uint64_t span_off;
+  struct stat st;
+} dc_entry_t;
+
+typedef struct dc_dir {
+  struct dc_dir *hnext;
+  struct dc_dir *older, *newer;
+  uint64_t hash;
+  size_t bytes;
+  uint32_t path_len;
+  uint32_t count;
+  char *path;
+  dc_entry_t *entries; // in readdir order
+  uint32_t *sorted;    // entry indexes in name order (memcmp, then length)
+  char *names;         // NUL-terminated names
+} dc_dir_t;
+
+typedef struct {
+  int fd;
+  int stale;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtim;
+} dc_fd_t;
+
+typedef struct dircache_s {
+  pthread_rwlock_t lock;
+  size_t budget;
+  size_t bytes;
+  dc_dir_t *buckets[DC_BUCKETS];
+  dc_dir_t *oldest, *newest;
+  dc_fd_t fds[DC_FDS];
+  int nfds;
+  // Counters: answered here / sent to JS.
+  uint64_t getattr_hits, readdir_hits, read_hits, read_bytes, read_fallbacks;
+} dircache_t;
+
+static uint64_t dc_hash (const char *s, size_t len) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char) s[i]) * 1099511628211ULL;
+  return h;
+}
+
+static dc_dir_t * dc_find_dir (dircache_t *dc, const char *path, size_t len) {
+  uint64_t h = dc_hash(path, len);
+  for (dc_dir_t *d = dc->buckets[h % DC_BUCKETS]; d != NULL; d = d->hnext) {
+    if (d->hash == h && d->path_len == len && memcmp(d->path, path, len) == 0) return d;
+  }
+  return NULL;
+}
+
+static int dc_name_cmp (const char *a, size_t alen, const char *b, size_t blen) {
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  if (c != 0) return c;
+  return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static dc_entry_t * dc_find_entry (dc_dir_t *d, const char *name, size_t len) {
+  uint32_t lo = 0, hi = d->count;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    dc_entry_t *e = &d->entries[d->sorted[mid]];
+    int c = dc_name_cmp(d->names + e->name_off, e->name_len, name, len);
+    if (c == 0) return e;
+    if (c < 0) lo = mid + 1; else hi = mid;
+  }
+  return NULL;
+}
+
+// The cached entry at `path` (its parent's listing is cached), or NULL. Caller holds the lock.
+static dc_entry_t * dc_lookup (dircache_t *dc, const char *path) {
+  size_t len = strlen(path);
+  const char *slash = memrchr(path, '/', len);
+  if (slash == NULL || slash == path + len - 1) return NULL;
+  size_t plen = slash == path ? 1 : (size_t) (slash - path);
+  dc_dir_t *d = dc_find_dir(dc, path, plen);
+  if (d == NULL) return NULL;
+  return dc_find_entry(d, slash + 1, len - (slash + 1 - path));
+}
+
+static void dc_unlink (dircache_t *dc, dc_dir_t *d) {
+  dc_dir_t **p = &dc->buckets[d->hash % DC_BUCKETS];
+  while (*p != d) p = &(*p)->hnext;
+  *p = d->hnext;
+  if (d->older) d->older->newer = d->newer; else dc->oldest = d->newer;
+  if (d->newer) d->newer->older = d->older; else dc->newest = d->older;
+  dc->bytes -= d->bytes;
+  free(d->entries);
+  free(d->sorted);
+  free(d->names);
+  free(d);
+}
+
+static __thread dc_dir_t *dc_sort_dir;
+static int dc_sort_cmp (const void *a, const void *b) {
+  dc_entry_t *x = &dc_sort_dir->entries[*(const uint32_t *) a];
+  dc_entry_t *y = &dc_sort_dir->entries[*(const uint32_t *) b];
+  return dc_name_cmp(dc_sort_dir->names + x->name_off, x->name_len, dc_sort_dir->names + y->name_off, y->name_len);
+}
+
+// The slot of descriptor `fd` (fstat on first sight), or -1.
+static int dc_fd_slot (dircache_t *dc, int fd) {
+  // A descriptor once seen changed is never trusted again here (its reads stay with JS).
+  for (int i = 0; i < dc->nfds; i++) if (dc->fds[i].fd == fd) return dc->fds[i].stale ? -1 : i;
+  if (dc->nfds == DC_FDS) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -1;
+  dc_fd_t *f = &dc->fds[dc->nfds];
+  f->fd = fd;
+  f->stale = 0;
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
+  f->size = st.st_size;
+  f->mtim = st.st_mtim;
+  return dc->nfds++;
+}
+
+// A listing under construction (the main thread builds it while it fills libfuse's buffer).
+typedef struct {
+  dc_dir_t *d;
+  size_t names_cap, names_len;
+} dc_builder_t;
+
+static dc_dir_t * dc_begin (dircache_t *dc, const char *path, uint32_t count, dc_builder_t *b) {
+  if (dc == NULL || dc->budget == 0) return NULL;
+  size_t plen = strlen(path);
+  dc_dir_t *d = calloc(1, sizeof(dc_dir_t) + plen + 1);
+  if (d == NULL) return NULL;
+  d->path = (char *) (d + 1);
+  memcpy(d->path, path, plen + 1);
+  d->path_len = plen;
+  d->hash = dc_hash(path, plen);
+  d->entries = malloc(sizeof(dc_entry_t) * (count ? count : 1));
+  d->sorted = malloc(sizeof(uint32_t) * (count ? count : 1));
+  b->names_cap = 32 * (size_t) count + 64;
+  b->names_len = 0;
+  d->names = malloc(b->names_cap);
+  if (!d->entries || !d->sorted || !d->names) {
+    free(d->entries); free(d->sorted); free(d->names); free(d);
+    return NULL;
+  }
+  b->d = d;
+  return d;
+}
+
+// Adds one name; a name with no stat makes the listing uncacheable (returns -1).
+static int dc_add (dircache_t *dc, dc_builder_t *b, const char *name, size_t len, const struct stat *st, uint32_t *ints, size_t words) {
+  dc_dir_t *d = b->d;
+  if (st == NULL) return -1;
+  if (b->names_len + len + 1 > b->names_cap) {
+    size_t cap = (b->names_cap + len + 1) * 2;
+    char *n = realloc(d->names, cap);
+    if (n == NULL) return -1;
+    d->names = n;
+    b->names_cap = cap;
+  }
+  dc_entry_t *e = &d->entries[d->count];
+  e->name_off = b->names_len;
+  e->name_len = len;
+  memcpy(d->names + b->names_len, name, len + 1);
+  b->names_len += len + 1;
+  e->st = *st;
+  e->fd_slot = -1;
+  e->span_off = 0;
+  if (words >= SPAN_STAT_WORDS && ints[23] != 0 && S_ISREG(st->st_mode)) {
+    e->span_off = (uint64_t) ints[21] + (uint64_t) ints[22] * 4294967296ULL;
+    e->fd_slot = dc_fd_slot(dc, (int) (ints[23] - 1));
+  }
+  d->sorted[d->count] = d->count;
+  d->count++;
+  return 0;
+}
+
+static void dc_discard (dc_builder_t *b) {
+  if (b->d == NULL) return;
+  free(b->d->entries); free(b->d->sorted); free(b->d->names); free(b->d);
+  b->d = NULL;
+}
+
+static void dc_commit (dircache_t *dc, dc_builder_t *b) {
+  dc_dir_t *d = b->d;
+  b->d = NULL;
+  dc_sort_dir = d;
+  qsort(d->sorted, d->count, sizeof(uint32_t), dc_sort_cmp);
+  d->bytes = sizeof(dc_dir_t) + d->path_len + 1 + (sizeof(dc_entry_t) + sizeof(uint32_t)) * d->count + b->names_cap;
+  if (d->bytes > dc->budget) {
+    b->d = d;
+    dc_discard(b);
+    return;
+  }
+  pthread_rwlock_wrlock(&dc->lock);
+  dc_dir_t *old = dc_find_dir(dc, d->path, d->path_len);
+  if (old != NULL) dc_unlink(dc, old);
+  while (dc->bytes + d->bytes > dc->budget && dc->oldest != NULL) dc_unlink(dc, dc->oldest);
+  uint64_t slot = d->hash % DC_BUCKETS;
+  d->hnext = dc->buckets[slot];
+  dc->buckets[slot] = d;
+  d->older = dc->newest;
+  d->newer = NULL;
+  if (dc->newest) dc->newest->newer = d; else dc->oldest = d;
+  dc->newest = d;
+  dc->bytes += d->bytes;
+  pthread_rwlock_unlock(&dc->lock);
+}
+
+static dircache_t * dc_of_context () {
+  fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
+  return ft->dc != NULL && ft->dc->budget > 0 ? ft->dc : NULL;
+}
+
 // Methods
 
 FUSE_METHOD(statfs, 1, 1, (const char * path, struct statvfs *statvfs), {
@@ -551,22 +800,37 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       if (napi_get_array_length(env, raw_stats, &stats_length) != napi_ok) stats_length = 0;
       bool with_stats = names_length == stats_length;
       char name[READDIR_NAME_MAX + 1];
+      // The listing goes into the answer cache too, when there is one and it is complete.
+      dircache_t *dc = l->fuse->dc;
+      dc_builder_t b;
+      memset(&b, 0, sizeof b);
+      if (with_stats) dc_begin(dc, l->path, names_length, &b);
+      bool full = false;
       for (uint32_t i = 0; i < names_length; i++) {
         napi_value raw_name;
         if (napi_get_element(env, raw_names, i, &raw_name) != napi_ok) break;
-        if (read_byte_string(env, raw_name, name, READDIR_NAME_MAX) < 0) continue;
+        ssize_t name_len = read_byte_string(env, raw_name, name, READDIR_NAME_MAX);
+        if (name_len < 0) continue;
 
         struct stat st;
         struct stat *stp = NULL;
         napi_value raw_stat;
-        if (with_stats && napi_get_element(env, raw_stats, i, &raw_stat) == napi_ok && read_stat_answer(env, raw_stat, &st) == 0) {
-          stp = &st;
+        uint32_t *ints = NULL;
+        size_t words = 0;
+        if (with_stats && napi_get_element(env, raw_stats, i, &raw_stat) == napi_ok) {
+          void *data = NULL;
+          size_t bytes = 0;
+          if (napi_get_buffer_info(env, raw_stat, &data, &bytes) == napi_ok && data != NULL && bytes >= STAT_ARRAY_WORDS * sizeof(uint32_t)) {
+            ints = (uint32_t *) data;
+            words = bytes / sizeof(uint32_t);
+            populate_stat(ints, &st);
+            stp = &st;
+          }
         }
-
-        // TODO: It turns out readdirplus likely won't work with FUSE 29...
-        // Metadata caching between readdir/getattr will be enabled when we upgrade fuse-shared-library
-        if (l->readdir_filler((char *) l->buf, name, stp, 0) == 1) break;
+        if (b.d != NULL && dc_add(dc, &b, name, (size_t) name_len, stp, ints, words) != 0) dc_discard(&b);
+        if (!full && l->readdir_filler((char *) l->buf, name, stp, 0) == 1) full = true;
       }
+      if (b.d != NULL) dc_commit(dc, &b);
     }
   }
 })
@@ -907,19 +1171,231 @@ static fuse_thread_locals_t* get_thread_locals () {
   return l;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Fast paths: answered from the answer cache on libfuse's thread when possible, else from JS.
+
+static int fuse_native_getattr_fast (const char *path, struct stat *stat) {
+  dircache_t *dc = dc_of_context();
+  if (dc != NULL) {
+    pthread_rwlock_rdlock(&dc->lock);
+    dc_entry_t *e = dc_lookup(dc, path);
+    if (e != NULL) *stat = e->st;
+    pthread_rwlock_unlock(&dc->lock);
+    if (e != NULL) {
+      __atomic_fetch_add(&dc->getattr_hits, 1, __ATOMIC_RELAXED);
+      return 0;
+    }
+  }
+  return fuse_native_getattr(path, stat);
+}
+
+static int fuse_native_fgetattr_fast (const char *path, struct stat *stat, struct fuse_file_info *info) {
+  dircache_t *dc = dc_of_context();
+  if (dc != NULL) {
+    pthread_rwlock_rdlock(&dc->lock);
+    dc_entry_t *e = dc_lookup(dc, path);
+    if (e != NULL) *stat = e->st;
+    pthread_rwlock_unlock(&dc->lock);
+    if (e != NULL) {
+      __atomic_fetch_add(&dc->getattr_hits, 1, __ATOMIC_RELAXED);
+      return 0;
+    }
+  }
+  return fuse_native_fgetattr(path, stat, info);
+}
+
+static int fuse_native_readdir_fast (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info) {
+  dircache_t *dc = dc_of_context();
+  if (dc != NULL) {
+    pthread_rwlock_rdlock(&dc->lock);
+    dc_dir_t *d = dc_find_dir(dc, path, strlen(path));
+    if (d != NULL) {
+      for (uint32_t i = 0; i < d->count; i++) {
+        if (filler(buf, d->names + d->entries[i].name_off, &d->entries[i].st, 0) == 1) break;
+      }
+    }
+    pthread_rwlock_unlock(&dc->lock);
+    if (d != NULL) {
+      __atomic_fetch_add(&dc->readdir_hits, 1, __ATOMIC_RELAXED);
+      return 0;
+    }
+  }
+  return fuse_native_readdir(path, buf, filler, offset, info);
+}
+
+static int fuse_native_read_fast (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
+  dircache_t *dc = dc_of_context();
+  if (dc != NULL && offset >= 0) {
+    int fd = -1, slot = -1;
+    uint64_t span_off = 0;
+    off_t size = 0;
+    dc_fd_t want_id;
+    pthread_rwlock_rdlock(&dc->lock);
+    dc_entry_t *e = dc_lookup(dc, path);
+    if (e != NULL && e->fd_slot >= 0 && !dc->fds[e->fd_slot].stale) {
+      slot = e->fd_slot;
+      want_id = dc->fds[slot];
+      fd = want_id.fd;
+      span_off = e->span_off;
+      size = e->st.st_size;
+    }
+    pthread_rwlock_unlock(&dc->lock);
+    if (fd >= 0) {
+      if (offset >= size) {
+        __atomic_fetch_add(&dc->read_hits, 1, __ATOMIC_RELAXED);
+        return 0;
+      }
+      size_t want = len < (size_t) (size - offset) ? len : (size_t) (size - offset);
+      size_t done = 0;
+      while (done < want) {
+        ssize_t n = pread(fd, buf + done, want - done, (off_t) (span_off + offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += n;
+      }
+      struct stat now;
+      if (done == want && fstat(fd, &now) == 0 && now.st_dev == want_id.dev && now.st_ino == want_id.ino &&
+          now.st_size == want_id.size && now.st_mtim.tv_sec == want_id.mtim.tv_sec && now.st_mtim.tv_nsec == want_id.mtim.tv_nsec) {
+        __atomic_fetch_add(&dc->read_hits, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&dc->read_bytes, done, __ATOMIC_RELAXED);
+        return (int) done;
+      }
+      // Short, failed, or the file changed: never serve these bytes; JS decides (and says why).
+      if (done == want) {
+        pthread_rwlock_wrlock(&dc->lock);
+        dc->fds[slot].stale = 1;
+        pthread_rwlock_unlock(&dc->lock);
+      }
+      __atomic_fetch_add(&dc->read_fallbacks, 1, __ATOMIC_RELAXED);
+    }
+  }
+  return fuse_native_read(path, buf, len, offset, info);
+}
+
+// Counters of the answer cache: [getattr, readdir, read answered here, bytes read here, reads that fell back to JS, bytes cached, listings cached].
+NAPI_METHOD(fuse_native_counters) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
+  napi_value arr;
+  napi_create_array(env, &arr);
+  dircache_t *dc = ft->dc;
+  double v[7] = { 0 };
+  if (dc != NULL) {
+    pthread_rwlock_rdlock(&dc->lock);
+    uint32_t dirs = 0;
+    for (dc_dir_t *d = dc->oldest; d != NULL; d = d->newer) dirs++;
+    v[0] = dc->getattr_hits; v[1] = dc->readdir_hits; v[2] = dc->read_hits; v[3] = dc->read_bytes;
+    v[4] = dc->read_fallbacks; v[5] = dc->bytes; v[6] = dirs;
+    pthread_rwlock_unlock(&dc->lock);
+  }
+  for (uint32_t i = 0; i < 7; i++) {
+    napi_value n;
+    napi_create_double(env, v[i], &n);
+    napi_set_element(env, arr, i, n);
+  }
+  return arr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cached directory listings in the kernel (FOPEN_CACHE_DIR) through libfuse 2.
+//
+// libfuse 2's high-level API has no way to set FOPEN_CACHE_DIR (added to the protocol in 7.28,
+// exposed by libfuse 3 as `cache_readdir`), and its readdir needs the handle OPENDIR made, so
+// OPENDIR can not be refused either. The kernel channel is therefore wrapped: requests are read
+// and replies written here exactly as libfuse's own channel does (read(2) and writev(2) of
+// /dev/fuse), and the reply to each OPENDIR gets FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE. The kernel
+// then keeps each listing in the directory's page cache and answers later getdents from it
+// without any READDIR; an image never changes. (`cacheDirs` option; off: libfuse's channel.)
+
+#define OC_FUSE_OPENDIR 27
+#define OC_FOPEN_KEEP_CACHE (1 << 1)
+#define OC_FOPEN_CACHE_DIR (1 << 3)
+#define OC_OPENDIR_SLOTS 1024
+
+struct oc_in_header { uint32_t len; uint32_t opcode; uint64_t unique; uint64_t nodeid; uint32_t uid, gid, pid, padding; };
+struct oc_out_header { uint32_t len; int32_t error; uint64_t unique; };
+struct oc_open_out { uint64_t fh; uint32_t open_flags; uint32_t padding; };
+
+typedef struct {
+  uint64_t opendir_uniques[OC_OPENDIR_SLOTS];
+} oc_chan_t;
+
+static int oc_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
+  struct fuse_chan *ch = *chp;
+  struct fuse_session *se = fuse_chan_session(ch);
+  oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
+  ssize_t res;
+  int err;
+restart:
+  res = read(fuse_chan_fd(ch), buf, size);
+  err = errno;
+  if (fuse_session_exited(se)) return 0;
+  if (res == -1) {
+    // ENOENT: the request was interrupted and is gone; ENODEV: unmounted.
+    if (err == ENOENT) goto restart;
+    if (err == ENODEV) {
+      fuse_session_exit(se);
+      return 0;
+    }
+    if (err != EINTR && err != EAGAIN) perror("fuse: reading device");
+    return -err;
+  }
+  if ((size_t) res < sizeof(struct oc_in_header)) {
+    fprintf(stderr, "short read on fuse device\n");
+    return -EIO;
+  }
+  struct oc_in_header *in = (struct oc_in_header *) buf;
+  if (in->opcode == OC_FUSE_OPENDIR) {
+    __atomic_store_n(&oc->opendir_uniques[in->unique % OC_OPENDIR_SLOTS], in->unique, __ATOMIC_RELAXED);
+  }
+  return (int) res;
+}
+
+static int oc_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  if (iov == NULL) return 0;
+  oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
+  struct oc_out_header *out = (struct oc_out_header *) iov[0].iov_base;
+  if (count >= 2 && out->error == 0 && iov[0].iov_len >= sizeof(*out) && iov[1].iov_len >= sizeof(struct oc_open_out) &&
+      __atomic_load_n(&oc->opendir_uniques[out->unique % OC_OPENDIR_SLOTS], __ATOMIC_RELAXED) == out->unique) {
+    ((struct oc_open_out *) iov[1].iov_base)->open_flags |= OC_FOPEN_CACHE_DIR | OC_FOPEN_KEEP_CACHE;
+  }
+  ssize_t res = writev(fuse_chan_fd(ch), iov, count);
+  int err = errno;
+  if (res == -1) {
+    struct fuse_session *se = fuse_chan_session(ch);
+    // ENOENT: the request was interrupted meanwhile; nothing to answer.
+    if (!fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
+    return -err;
+  }
+  return 0;
+}
+
+static void oc_chan_destroy (struct fuse_chan *ch) {
+  // The descriptor belongs to the channel fuse_mount made (closed by fuse_unmount).
+  free(fuse_chan_data(ch));
+}
+
+static struct fuse_chan_ops oc_chan_ops = {
+  .receive = oc_chan_receive,
+  .send = oc_chan_send,
+  .destroy = oc_chan_destroy,
+};
+
 static void* start_fuse_thread (void *data) {
   fuse_thread_t *ft = (fuse_thread_t *) data;
   fuse_loop_mt(ft->fuse);
 
   fuse_unmount(ft->mnt, ft->ch);
-  fuse_session_remove_chan(ft->ch);
+  fuse_session_remove_chan(ft->session_ch);
+  if (ft->session_ch != ft->ch) fuse_chan_destroy(ft->session_ch);
   fuse_destroy(ft->fuse);
 
   return NULL;
 }
 
 NAPI_METHOD(fuse_native_mount) {
-  NAPI_ARGV(7)
+  NAPI_ARGV(9)
 
   NAPI_ARGV_UTF8(mnt, 1024, 0);
   NAPI_ARGV_UTF8(mntopts, 1024, 1);
@@ -939,16 +1415,27 @@ NAPI_METHOD(fuse_native_mount) {
 
   ft->env = env;
 
+  // The answer cache's budget in bytes (0 or missing: none).
+  double dc_budget = 0;
+  if (napi_get_value_double(env, argv[7], &dc_budget) != napi_ok || !(dc_budget > 0)) dc_budget = 0;
+  if (dc_budget > 0 && ft->dc == NULL) {
+    ft->dc = calloc(1, sizeof(dircache_t));
+    if (ft->dc != NULL) {
+      pthread_rwlock_init(&ft->dc->lock, NULL);
+      ft->dc->budget = (size_t) dc_budget;
+    }
+  }
+
   struct fuse_operations ops = { };
   if (implemented[op_access]) ops.access = fuse_native_access;
   if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;
   if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;
-  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr;
-  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;
+  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr_fast;
+  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr_fast;
   if (implemented[op_flush]) ops.flush = fuse_native_flush;
   if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;
   if (implemented[op_fsyncdir]) ops.fsyncdir = fuse_native_fsyncdir;
-  if (implemented[op_readdir]) ops.readdir = fuse_native_readdir;
+  if (implemented[op_readdir]) ops.readdir = fuse_native_readdir_fast;
   if (implemented[op_readlink]) ops.readlink = fuse_native_readlink;
   if (implemented[op_chown]) ops.chown = fuse_native_chown;
   if (implemented[op_chmod]) ops.chmod = fuse_native_chmod;
@@ -960,7 +1447,7 @@ NAPI_METHOD(fuse_native_mount) {
   if (implemented[op_statfs]) ops.statfs = fuse_native_statfs;
   if (implemented[op_open]) ops.open = fuse_native_open;
   if (implemented[op_opendir]) ops.opendir = fuse_native_opendir;
-  if (implemented[op_read]) ops.read = fuse_native_read;
+  if (implemented[op_read]) ops.read = fuse_native_read_fast;
   if (implemented[op_write]) ops.write = fuse_native_write;
   if (implemented[op_release]) ops.release = fuse_native_release;
   if (implemented[op_releasedir]) ops.releasedir = fuse_native_releasedir;
@@ -988,7 +1475,17 @@ NAPI_METHOD(fuse_native_mount) {
     return NULL;
   }
 
-  struct fuse *fuse = fuse_new(ch, &args, &ops, sizeof(struct fuse_operations), ft);
+  // With `cacheDirs`, the session reads and answers through the wrapper channel above.
+  struct fuse_chan *session_ch = ch;
+  bool cache_dirs = false;
+  if (napi_get_value_bool(env, argv[8], &cache_dirs) == napi_ok && cache_dirs) {
+    oc_chan_t *oc = calloc(1, sizeof(oc_chan_t));
+    struct fuse_chan *wrapped = oc != NULL ? fuse_chan_new(&oc_chan_ops, fuse_chan_fd(ch), fuse_chan_bufsize(ch), oc) : NULL;
+    if (wrapped != NULL) session_ch = wrapped;
+    else free(oc);
+  }
+
+  struct fuse *fuse = fuse_new(session_ch, &args, &ops, sizeof(struct fuse_operations), ft);
 
   uv_mutex_init(&(ft->mut));
   uv_sem_init(&(ft->sem), 0);
@@ -997,6 +1494,7 @@ NAPI_METHOD(fuse_native_mount) {
   strncpy(ft->mntopts, mntopts, 1024);
   ft->fuse = fuse;
   ft->ch = ch;
+  ft->session_ch = session_ch;
   ft->mounted++;
 
   int err = uv_async_init(uv_default_loop(), &(ft->async), (uv_async_cb) fuse_native_async_init);
@@ -1043,6 +1541,7 @@ NAPI_INIT() {
 
   NAPI_EXPORT_FUNCTION(fuse_native_mount)
   NAPI_EXPORT_FUNCTION(fuse_native_unmount)
+  NAPI_EXPORT_FUNCTION(fuse_native_counters)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)

@@ -14,6 +14,10 @@
  *    applies the kernel's size protocol;
  *  - only the operations ocimount uses, no Nanoresource, no macOS-only extras, no private
  *    `_op_*` methods to override; unmount runs fusermount without a shell.
+ *  - `dirCacheBytes` (a budget for the native answer cache: listings, stats and byte spans kept
+ *    in C, which then answers LOOKUP, READDIR and READ of what it holds without JS) and
+ *    `cacheDirs` (OPENDIR replies carry FOPEN_CACHE_DIR, so the kernel keeps listings);
+ *    `counters()` reports what the native side answered; OCIMOUNT_FUSE_COUNT counts requests.
  * Operation signatures otherwise as upstream: every callback takes a negative errno (or 0)
  * first; read answers cb(bytesRead) or cb(-errno).
  */
@@ -29,6 +33,42 @@ const binding = require(ADDON)
 const DEFAULT_TIMEOUT = 15 * 1000
 const EIO = -5
 const ETIMEDOUT = -110
+
+/*
+ * OCIMOUNT_FUSE_COUNT=FILE: count the requests that reach JS per operation and the time from
+ * the handler's call to its answer; each SIGUSR2 appends one JSON line (these counts, and the
+ * answer cache's counters since the previous line) to FILE and starts counting again. For
+ * benchmarks (bench/page-cache.ts --count), never on by default.
+ */
+const COUNT_FILE = process.env.OCIMOUNT_FUSE_COUNT || ''
+const counts = {}
+let lastNative = null
+const countedFuses = new Set()
+function countedHandler (name, handler) {
+  return function (nativeHandler, opCode, ...args) {
+    const c = counts[name] || (counts[name] = { n: 0, ms: 0 })
+    c.n++
+    // Synchronous time in the handler (an async read's wait on the thread pool is not in it).
+    const t0 = process.hrtime.bigint()
+    const r = handler(nativeHandler, opCode, ...args)
+    c.ms += Number(process.hrtime.bigint() - t0) / 1e6
+    return r
+  }
+}
+if (COUNT_FILE) {
+  process.on('SIGUSR2', () => {
+    const native = {}
+    for (const f of countedFuses) {
+      const now = f.counters()
+      for (const k of Object.keys(now)) native[k] = (native[k] || 0) + now[k] - (lastNative && k in lastNative && !/^cached/.test(k) ? lastNative[k] : 0)
+      lastNative = now
+    }
+    const js = {}
+    for (const k of Object.keys(counts)) js[k] = { n: counts[k].n, ms: Math.round(counts[k].ms * 10) / 10 }
+    for (const k of Object.keys(counts)) delete counts[k]
+    fs.appendFileSync(COUNT_FILE, JSON.stringify({ js, native }) + '\n')
+  })
+}
 
 const offset = (low, high) => low + high * 4294967296
 /** A callback's first argument as the int32 result the native side wants. */
@@ -98,6 +138,7 @@ class Fuse {
     this._mounted = false
     this._unmounting = null
     this._handlers = this._makeHandlerArray()
+    if (COUNT_FILE) countedFuses.add(this)
   }
 
   _implementedArray () {
@@ -161,6 +202,12 @@ class Fuse {
   _makeHandler (name, call, nativeSignal) {
     const self = this
     const to = this._timeoutFor(name)
+    if (COUNT_FILE) return countedHandler(name, this._makeHandlerPlain(name, call, nativeSignal, to))
+    return this._makeHandlerPlain(name, call, nativeSignal, to)
+  }
+
+  _makeHandlerPlain (name, call, nativeSignal, to) {
+    const self = this
     // Called by the native side on the JS thread: (thread locals, opcode, ...operation args).
     return function (nativeHandler, opCode, ...args) {
       let answered = false
@@ -202,13 +249,22 @@ class Fuse {
           return buf
         }
         try {
-          binding.fuse_native_mount(this.mnt, this._fuseOptions(), this._thread, this, malloc, this._handlers, this._implementedArray())
+          binding.fuse_native_mount(this.mnt, this._fuseOptions(), this._thread, this, malloc, this._handlers, this._implementedArray(), Number(this.opts.dirCacheBytes) || 0, !!this.opts.cacheDirs)
         } catch (err) {
           this._openCallback = null
           return cb(err)
         }
       })
     })
+  }
+
+  /**
+   * The answer cache's counters (see fuse-native.c): requests answered on libfuse's thread
+   * without JS, and what the cache holds.
+   */
+  counters () {
+    const c = this._thread ? binding.fuse_native_counters(this._thread) : [0, 0, 0, 0, 0, 0, 0]
+    return { getattr: c[0], readdir: c[1], read: c[2], readBytes: c[3], readFallbacks: c[4], cachedBytes: c[5], cachedListings: c[6] }
   }
 
   /** Unmounts lazily (fusermount -uz), then lets the native thread go. Once only. */

@@ -9,6 +9,9 @@ import { makeOps } from './ops';
 
 const run = promisify(execFile);
 
+/** Memory for the native answer cache (listings with stats and spans, about 200 B per entry). */
+const DIR_CACHE_BYTES = 64 * 1024 * 1024;
+
 export interface MountOptions {
   rootfsOnly?: boolean;
   /** Let other users see the mount; the kernel then enforces the image's modes and owners. */
@@ -128,9 +131,12 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
   const Fuse = loadFuse();
   checkMountpoint(mnt);
   const ns = new Namespace(view, { rootfsOnly: opts.rootfsOnly });
-  const ops = makeOps(ns, view, { log: opts.log });
+  // The native side keeps recent listings (names, stats, plain files' byte spans) and answers
+  // LOOKUP, READDIR and READ of those itself, without a hop onto this thread (native/fuse,
+  // "answer cache"); JS then needs only a small listing cache of its own.
+  const ops = makeOps(ns, view, { log: opts.log, nativeSpans: true, readdirCacheEntries: 100_000 });
   const label = path.basename(view.archive.files.location).replace(/[^A-Za-z0-9._:@+-]/g, '_').slice(0, 100) || 'image';
-  const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : [])];
+  const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : []), ...extraFuseOptions()];
   const fuse = new Fuse(mnt, ops, {
     fsname: [`ocimount:${label}`, ...extra].join(','),
     subtype: 'ocimount',
@@ -141,6 +147,9 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
     allowOther: !!opts.allowOther,
     maxRead: 131072,
     timeout: 60_000,
+    dirCacheBytes: DIR_CACHE_BYTES,
+    // The kernel keeps directory listings (FOPEN_CACHE_DIR): a second walk sends no READDIR.
+    cacheDirs: process.env.OCIMOUNT_FUSE_CACHE_DIRS !== '0',
   });
   await new Promise<void>((resolve, reject) =>
     fuse.mount((err) => {
@@ -171,6 +180,14 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
     }, 1000);
   });
   return { mountpoint: mnt, unmount, gone };
+}
+
+/**
+ * More libfuse `-o` options from $OCIMOUNT_FUSE_OPTIONS (comma-separated), for measuring them
+ * (bench/page-cache.ts); only plain `name` or `name=number` options pass.
+ */
+function extraFuseOptions(): string[] {
+  return (process.env.OCIMOUNT_FUSE_OPTIONS ?? '').split(',').filter((o) => /^[a-z_]+(=\d+)?$/.test(o));
 }
 
 /** `ocimount umount`: fusermount -u, lazily (-z) when the mount is dead or busy and asked to. */

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as fs from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { ImageView } from '../engine';
 import type { FileSource } from '../io/byte-source';
@@ -27,12 +27,14 @@ type Cb = (...args: any[]) => void;
 
 export interface OpsOptions {
   log: (message: string) => void;
+  /** Give the native side each plain file's byte span with its listing (it then reads them itself). */
+  nativeSpans?: boolean;
   /** How many directory entries (names with their stats) to keep ready for readdir. */
   readdirCacheEntries?: number;
 }
 
-/** An open file: what it resolved to, and where its bytes sit when they are one plain run. */
-interface OpenFile {
+/** A path the kernel read from: what it resolved to, and where its bytes sit when they are one plain run. */
+interface ReadTarget {
   resolved: Resolved;
   span?: { file: FileSource; offset: number; size: number };
 }
@@ -40,17 +42,19 @@ interface OpenFile {
 /**
  * The file and byte range holding a node's content, when it is one plain run of an
  * uncompressed archive (not sparse, not compressed): reads are then served with one `fs.read`
- * each instead of going through the layer's stream.
+ * each (or by the native side) instead of going through the layer's stream. `check` compares the
+ * archive with what was indexed first; a directory listing checks once for all its files.
  */
-function fileSpan(view: ImageView, tree: Tree, node: number): OpenFile['span'] {
+function fileSpan(view: ImageView, tree: Tree, node: number, check = true): ReadTarget['span'] {
   const run = view.plainRun(tree, node);
   const range = run?.stream.fileRange?.();
   if (!run || !range) return undefined;
-  // Called when a file is opened: a changed archive is noticed here already (its reads then
-  // fail; the read path checks again after every read, see FileSource.verifyUnchanged).
-  range.file.verifyUnchanged();
+  if (check) range.file.verifyUnchanged();
   return { file: range.file, offset: range.start + run.offset, size: run.size };
 }
+
+/** How many paths `read` keeps resolved (reads arrive by path: opens are not sent, see `open`). */
+const READ_TARGETS = 64;
 
 /** st_rdev the way glibc's makedev packs it. */
 function makedev(major: number, minor: number): number {
@@ -68,8 +72,8 @@ export const STAT_WORDS = 21;
  *   high), 14 atime nanoseconds, 15-16 + 17 mtime, 18-19 + 20 ctime.
  * atime and ctime are the mtime: an image records only that.
  */
-export function statArray(st: NodeStat): Uint32Array {
-  const a = new Uint32Array(STAT_WORDS);
+export function statArray(st: NodeStat, span?: { file: FileSource; offset: number; size: number }): Uint32Array {
+  const a = new Uint32Array(span ? SPAN_STAT_WORDS : STAT_WORDS);
   // Two words, low then high; a negative number comes out as its two's complement.
   const put = (i: number, n: number) => {
     const low = ((n % 4294967296) + 4294967296) % 4294967296;
@@ -91,8 +95,19 @@ export function statArray(st: NodeStat): Uint32Array {
     put(i, sec);
     a[i + 2] = nsec;
   }
+  if (span) {
+    put(21, span.offset);
+    a[23] = span.file.fd + 1;
+  }
   return a;
 }
+
+/**
+ * A stat array with the file's bytes as a span: words 21-22 their offset in the archive, word
+ * 23 the archive's descriptor plus one. The native side then answers this file's reads itself
+ * (a pread of that descriptor, checked with an fstat), without a hop onto the JS thread.
+ */
+export const SPAN_STAT_WORDS = 24;
 
 /**
  * The operation table the native fork (native/fuse) calls, over a Namespace. Paths and names
@@ -101,8 +116,20 @@ export function statArray(st: NodeStat): Uint32Array {
  * EIO for that file only and say why in the log.
  */
 export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Record<string, Cb> {
-  const handles = new Map<number, OpenFile>();
-  let nextHandle = 1;
+  // Reads arrive by path (fh 0): the last few paths stay resolved, so a file read in many
+  // requests (a cat) resolves once.
+  const readTargets = new Map<string, ReadTarget>();
+  const spanOf = (r: Resolved, check = true) => (r.kind === 'tree' ? fileSpan(view, r.space.tree(), r.node, check) : undefined);
+  const readTarget = (path: string): ReadTarget | undefined => {
+    let t = readTargets.get(path);
+    if (t) return t;
+    const resolved = ns.resolve(path);
+    if (!resolved) return undefined;
+    t = { resolved, span: spanOf(resolved) };
+    readTargets.set(path, t);
+    if (readTargets.size > READ_TARGETS) readTargets.delete(readTargets.keys().next().value!);
+    return t;
+  };
   // libfuse 2 lets the kernel cache attributes and lookups but never directory listings, so a
   // second `find` lists every directory again; an image never changes, so each listing is built
   // once (names plus ready-made stat arrays) and kept.
@@ -138,7 +165,16 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
         return false;
       });
       const self = statArray(ns.stat(r));
-      hit = { names: ['.', '..', ...children.map((c) => c.name)], stats: [self, self, ...children.map((c) => statArray(ns.stat(c.entry)))] };
+      // The archive is compared with what was indexed once per listing, not once per file.
+      let checked = false;
+      const childStat = (c: { entry: Resolved }) => {
+        const st = ns.stat(c.entry);
+        if (!opts.nativeSpans || st.type !== EntryType.File) return statArray(st);
+        const span = spanOf(c.entry, !checked);
+        checked ||= span !== undefined;
+        return statArray(st, span && span.size === st.size && !span.file.stale ? span : undefined);
+      };
+      hit = { names: ['.', '..', ...children.map((c) => c.name)], stats: [self, self, ...children.map(childStat)] };
       readdirCache.set(key, hit);
     }
     return hit;
@@ -168,8 +204,8 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       if (!r) return cb(E.ENOENT);
       cb(0, statArray(ns.stat(r)));
     }, fail(E.EIO)),
-    fgetattr: guard('fgetattr', (path: string, fd: number, cb: Cb) => {
-      const r = handles.get(fd)?.resolved ?? ns.resolve(path);
+    fgetattr: guard('fgetattr', (path: string, _fd: number, cb: Cb) => {
+      const r = ns.resolve(path);
       if (!r) return cb(E.ENOENT);
       cb(0, statArray(ns.stat(r)));
     }, fail(E.EIO)),
@@ -192,33 +228,26 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
       const { names, stats } = listing(r);
       cb(0, names, stats);
     }, fail(E.EIO)),
-    open: guard('open', (path: string, flags: number, cb: Cb) => {
-      if ((flags & 3) !== 0 || flags & 0o1000 /* O_TRUNC */) return cb(E.EROFS);
-      const resolved = ns.resolve(path);
-      if (!resolved) return cb(E.ENOENT);
-      const fd = nextHandle++;
-      handles.set(fd, { resolved, span: resolved.kind === 'tree' ? fileSpan(view, resolved.space.tree(), resolved.node) : undefined });
-      cb(0, fd);
-    }, fail(E.EIO)),
-    release: guard('release', (_path: string, fd: number, cb: Cb) => {
-      handles.delete(fd);
-      cb(0);
-    }, fail(0)),
-    read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+    // Zero-message opens: ENOSYS tells the kernel (no_open) to stop sending OPEN and RELEASE for
+    // the whole mount, and to keep cached pages across opens (FOPEN_KEEP_CACHE). Reads then come
+    // with fh 0 and the path. Writing opens never get here: the mount is `ro`, so the kernel
+    // refuses them (EROFS) itself.
+    open: (_path: string, _flags: number, cb: Cb) => cb(-38),
+    read: (path: string, _fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
       const failRead = (err: Error) => {
         opts.log(`read ${displayName(path)} at ${pos}: ${err.message}`);
         cb(E.EIO);
       };
       try {
-        const open = handles.get(fd);
-        const r = open?.resolved ?? ns.resolve(path);
-        if (!r) return cb(E.ENOENT);
+        const target = readTarget(path);
+        if (!target) return cb(E.ENOENT);
+        const r = target.resolved;
         if (r.kind === 'virtual') {
           const content = r.entry.content;
           if (!content) return cb(E.EISDIR);
           return cb(pos >= content.length ? 0 : content.copy(buf, 0, pos, Math.min(content.length, pos + len)));
         }
-        const span = open?.span;
+        const span = target.span;
         if (span) {
           // The common case, kept to one fs.read: a plain file in an uncompressed archive.
           const want = Math.max(0, Math.min(len, span.size - pos));
@@ -257,7 +286,10 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
   for (const name of ['write', 'create', 'mkdir', 'mknod', 'unlink', 'rmdir', 'rename', 'link', 'symlink', 'chmod', 'chown', 'truncate', 'ftruncate', 'utimens', 'setxattr', 'removexattr', 'fsync', 'flush']) {
     ops[name] = (...args: any[]) => {
       const cb = args[args.length - 1] as Cb;
-      if (name === 'flush' || name === 'fsync') return cb(0);
+      // FLUSH comes on every close(2) of a file, one hop each; ENOSYS makes the kernel stop
+      // sending it for the whole mount (no_flush). Nothing is ever written, so nothing is lost.
+      if (name === 'flush') return cb(-38);
+      if (name === 'fsync') return cb(0);
       if (name === 'write') return cb(E.EROFS);
       readOnly(cb);
     };
