@@ -556,6 +556,8 @@ typedef struct {
 
 static dc_dir_t * dc_begin (dircache_t *dc, const char *path, uint32_t count, dc_builder_t *b) {
   if (dc == NULL || dc->budget == 0) return NULL;
+  // A listing that can not fit the whole budget is not even built (it would be discarded).
+  if ((sizeof(dc_entry_t) + sizeof(uint32_t)) * (size_t) count > dc->budget) return NULL;
   size_t plen = strlen(path);
   dc_dir_t *d = calloc(1, sizeof(dc_dir_t) + plen + 1);
   if (d == NULL) return NULL;
@@ -849,7 +851,11 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       bool full = false;
       for (uint32_t i = 0; i < names_length; i++) {
         napi_value raw_name;
-        if (napi_get_element(env, raw_names, i, &raw_name) != napi_ok) break;
+        if (napi_get_element(env, raw_names, i, &raw_name) != napi_ok) {
+          // What libfuse got is cut short here: the cache must not keep it as the listing.
+          dc_discard(&b);
+          break;
+        }
         ssize_t name_len = read_byte_string(env, raw_name, name, READDIR_NAME_MAX);
         if (name_len < 0) continue;
 
@@ -1450,10 +1456,15 @@ restart:
 static int oc_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
   if (iov == NULL) return 0;
   oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
-  struct oc_out_header *out = (struct oc_out_header *) iov[0].iov_base;
-  if (count >= 2 && out->error == 0 && iov[0].iov_len >= sizeof(*out) && iov[1].iov_len >= sizeof(struct oc_open_out) &&
-      __atomic_load_n(&oc->opendir_uniques[out->unique % OC_OPENDIR_SLOTS], __ATOMIC_RELAXED) == out->unique) {
-    ((struct oc_open_out *) iov[1].iov_base)->open_flags |= OC_FOPEN_CACHE_DIR | OC_FOPEN_KEEP_CACHE;
+  // Only a successful reply (header plus a whole fuse_open_out) to a request read as OPENDIR;
+  // an error reply is the header alone. unique 0 is a notification, never a reply (and the
+  // value every empty slot holds).
+  if (count >= 2 && iov[0].iov_len == sizeof(struct oc_out_header) && iov[1].iov_len == sizeof(struct oc_open_out)) {
+    struct oc_out_header *out = (struct oc_out_header *) iov[0].iov_base;
+    if (out->error == 0 && out->unique != 0 &&
+        __atomic_load_n(&oc->opendir_uniques[out->unique % OC_OPENDIR_SLOTS], __ATOMIC_RELAXED) == out->unique) {
+      ((struct oc_open_out *) iov[1].iov_base)->open_flags |= OC_FOPEN_CACHE_DIR | OC_FOPEN_KEEP_CACHE;
+    }
   }
   ssize_t res = writev(fuse_chan_fd(ch), iov, count);
   int err = errno;
@@ -1483,9 +1494,11 @@ static void* start_fuse_thread (void *data) {
 
   // Every worker is joined: nothing reads the answer cache or its descriptors any more.
   dc_teardown(ft->dc);
-  fuse_unmount(ft->mnt, ft->ch);
+  // The session's channel leaves the session first (and the wrapper is freed); then
+  // fuse_unmount frees libfuse's own channel, which must not be touched after it.
   fuse_session_remove_chan(ft->session_ch);
   if (ft->session_ch != ft->ch) fuse_chan_destroy(ft->session_ch);
+  fuse_unmount(ft->mnt, ft->ch);
   fuse_destroy(ft->fuse);
 
   return NULL;
@@ -1518,7 +1531,13 @@ NAPI_METHOD(fuse_native_mount) {
   if (dc_budget > 0 && ft->dc == NULL) {
     ft->dc = calloc(1, sizeof(dircache_t));
     if (ft->dc != NULL) {
-      pthread_rwlock_init(&ft->dc->lock, NULL);
+      // Writers first: a steady stream of lookups on libfuse's threads must not keep the JS
+      // thread (adding a listing) waiting. No thread ever takes the read lock twice.
+      pthread_rwlockattr_t attr;
+      pthread_rwlockattr_init(&attr);
+      pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+      pthread_rwlock_init(&ft->dc->lock, &attr);
+      pthread_rwlockattr_destroy(&attr);
       ft->dc->budget = (size_t) dc_budget;
     }
   }
