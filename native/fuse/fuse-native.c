@@ -26,7 +26,9 @@
  *  - An answer cache (`dirCacheBytes`, "The answer cache" below): listings JS answered are kept
  *    here with their stats and, for plain files, their byte spans in an open archive; getattr
  *    (LOOKUP), readdir and read of what they hold are answered on libfuse's thread (read as a
- *    pread checked by an fstat) without a hop onto Node's main thread.
+ *    pread of the native side's own duplicate of the archive descriptor, checked by an fstat
+ *    against the stamp JS indexed the archive with: `fuse_native_span_file`) without a hop onto
+ *    Node's main thread.
  *  - Kernel-cached listings (`cacheDirs`): the kernel channel is wrapped so that every OPENDIR
  *    reply carries FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, which libfuse 2 can not set.
  *  - fuse_native_counters: what the answer cache answered, for benchmarks.
@@ -54,6 +56,8 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <sys/uio.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <pthread.h>
 
 static int IS_ARRAY_BUFFER_DETACH_SUPPORTED = 0;
@@ -390,11 +394,26 @@ static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {
 // A listing is cached when JS answers readdir and the mount was given a budget in bytes
 // (`dirCacheBytes`); the oldest listings go first when the budget is exceeded. A stat array of
 // 24 words or more carries a byte span: words 21-22 the offset of the file's bytes in an open
-// file (low, high), word 23 that file's descriptor plus one (0: no span). Such a file's reads
-// are `pread`s of that descriptor here; after each, one fstat checks that the file is still the
-// one first seen (device, inode, size, mtime), else the read goes to JS, which refuses it.
+// file (low, high), word 23 the id `fuse_native_span_file` gave that file (0: no span).
+//
+// Span files: JS registers each archive file once with the stamp it had when it was indexed
+// (device, inode, size, mtime, ctime, link count). The native side keeps its own duplicate of
+// the descriptor (JS may close its own, at unmount or on error, and the number be reused by
+// another open: ours stays this file until the FUSE loop is over) and refuses the file at once
+// if it is no longer what was indexed. A span file's reads are `pread`s of that duplicate;
+// after each, one fstat compares the file with the indexed stamp exactly as JS does
+// (FileSource.verifyUnchanged: a change of ctime counts unless the link count moved with it);
+// any other difference marks the file stale for good and the read goes to JS, which says why
+// and answers EIO.
+//
 // getattr (LOOKUP) and fgetattr of a cached name copy its stat; readdir of a cached directory
 // fills from the cache. Everything else, and every miss, goes to JS as before.
+//
+// Threads: listings and span files are added on the JS thread and read on libfuse's threads,
+// all under `lock` (readers copy what they need out and let go before any I/O); nothing is
+// freed while libfuse's threads run, except a listing evicted under the write lock, which no
+// reader holds past its read lock. The duplicates are closed and the listings freed only
+// once fuse_loop_mt has joined every worker (dc_teardown).
 
 #define DC_BUCKETS 65536
 #define DC_FDS 64
@@ -421,6 +440,7 @@ typedef struct dc_dir {
   char *names;         // NUL-terminated names
 } dc_dir_t;
 
+// A span file: our own duplicate of its descriptor and the stamp it was indexed with.
 typedef struct {
   int fd;
   int stale;
@@ -428,6 +448,8 @@ typedef struct {
   ino_t ino;
   off_t size;
   struct timespec mtim;
+  struct timespec ctim;
+  nlink_t nlink;
 } dc_fd_t;
 
 typedef struct dircache_s {
@@ -506,20 +528,24 @@ static int dc_sort_cmp (const void *a, const void *b) {
 }
 
 // The slot of descriptor `fd` (fstat on first sight), or -1.
-static int dc_fd_slot (dircache_t *dc, int fd) {
-  // A descriptor once seen changed is never trusted again here (its reads stay with JS).
-  for (int i = 0; i < dc->nfds; i++) if (dc->fds[i].fd == fd) return dc->fds[i].stale ? -1 : i;
-  if (dc->nfds == DC_FDS) return -1;
-  struct stat st;
-  if (fstat(fd, &st) != 0) return -1;
-  dc_fd_t *f = &dc->fds[dc->nfds];
-  f->fd = fd;
-  f->stale = 0;
-  f->dev = st.st_dev;
-  f->ino = st.st_ino;
-  f->size = st.st_size;
-  f->mtim = st.st_mtim;
-  return dc->nfds++;
+// How `now` compares with a span file's indexed stamp, as FileSource.verifyUnchanged decides:
+// DC_SAME; DC_LINKS when only the link count moved, and ctime with it (the archive removed,
+// renamed over or hard-linked: the bytes behind the descriptor are the same); else DC_CHANGED.
+#define DC_SAME 0
+#define DC_LINKS 1
+#define DC_CHANGED 2
+static int dc_stamp_cmp (const dc_fd_t *f, const struct stat *now) {
+  if (now->st_dev != f->dev || now->st_ino != f->ino || now->st_size != f->size) return DC_CHANGED;
+  if (now->st_mtim.tv_sec != f->mtim.tv_sec || now->st_mtim.tv_nsec != f->mtim.tv_nsec) return DC_CHANGED;
+  if (now->st_ctim.tv_sec == f->ctim.tv_sec && now->st_ctim.tv_nsec == f->ctim.tv_nsec) return DC_SAME;
+  return now->st_nlink != f->nlink ? DC_LINKS : DC_CHANGED;
+}
+
+// The slot of span file `id` (1-based, from fuse_native_span_file), or -1. JS thread only (the
+// only thread that adds span files), so no lock is needed to read nfds.
+static int dc_fd_slot (dircache_t *dc, uint32_t id) {
+  if (id == 0 || id > (uint32_t) dc->nfds) return -1;
+  return (int) id - 1;
 }
 
 // A listing under construction (the main thread builds it while it fills libfuse's buffer).
@@ -530,6 +556,8 @@ typedef struct {
 
 static dc_dir_t * dc_begin (dircache_t *dc, const char *path, uint32_t count, dc_builder_t *b) {
   if (dc == NULL || dc->budget == 0) return NULL;
+  // A listing that can not fit the whole budget is not even built (it would be discarded).
+  if ((sizeof(dc_entry_t) + sizeof(uint32_t)) * (size_t) count > dc->budget) return NULL;
   size_t plen = strlen(path);
   dc_dir_t *d = calloc(1, sizeof(dc_dir_t) + plen + 1);
   if (d == NULL) return NULL;
@@ -571,7 +599,7 @@ static int dc_add (dircache_t *dc, dc_builder_t *b, const char *name, size_t len
   e->span_off = 0;
   if (words >= SPAN_STAT_WORDS && ints[23] != 0 && S_ISREG(st->st_mode)) {
     e->span_off = (uint64_t) ints[21] + (uint64_t) ints[22] * 4294967296ULL;
-    e->fd_slot = dc_fd_slot(dc, (int) (ints[23] - 1));
+    e->fd_slot = dc_fd_slot(dc, ints[23]);
   }
   d->sorted[d->count] = d->count;
   d->count++;
@@ -613,6 +641,21 @@ static void dc_commit (dircache_t *dc, dc_builder_t *b) {
 static dircache_t * dc_of_context () {
   fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
   return ft->dc != NULL && ft->dc->budget > 0 ? ft->dc : NULL;
+}
+
+// Once no libfuse thread is left (fuse_loop_mt has joined them all): every listing freed and
+// every duplicate descriptor closed. The struct itself stays (counters() may still read it).
+static void dc_teardown (dircache_t *dc) {
+  if (dc == NULL) return;
+  pthread_rwlock_wrlock(&dc->lock);
+  while (dc->oldest != NULL) dc_unlink(dc, dc->oldest);
+  for (int i = 0; i < dc->nfds; i++) {
+    if (dc->fds[i].fd >= 0) close(dc->fds[i].fd);
+    dc->fds[i].fd = -1;
+    dc->fds[i].stale = 1;
+  }
+  dc->budget = 0;
+  pthread_rwlock_unlock(&dc->lock);
 }
 
 // Methods
@@ -808,7 +851,11 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       bool full = false;
       for (uint32_t i = 0; i < names_length; i++) {
         napi_value raw_name;
-        if (napi_get_element(env, raw_names, i, &raw_name) != napi_ok) break;
+        if (napi_get_element(env, raw_names, i, &raw_name) != napi_ok) {
+          // What libfuse got is cut short here: the cache must not keep it as the listing.
+          dc_discard(&b);
+          break;
+        }
         ssize_t name_len = read_byte_string(env, raw_name, name, READDIR_NAME_MAX);
         if (name_len < 0) continue;
 
@@ -1227,21 +1274,22 @@ static int fuse_native_readdir_fast (const char *path, void *buf, fuse_fill_dir_
 static int fuse_native_read_fast (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
   dircache_t *dc = dc_of_context();
   if (dc != NULL && offset >= 0) {
-    int fd = -1, slot = -1;
+    int slot = -1;
     uint64_t span_off = 0;
     off_t size = 0;
-    dc_fd_t want_id;
+    dc_fd_t f;
     pthread_rwlock_rdlock(&dc->lock);
     dc_entry_t *e = dc_lookup(dc, path);
     if (e != NULL && e->fd_slot >= 0 && !dc->fds[e->fd_slot].stale) {
       slot = e->fd_slot;
-      want_id = dc->fds[slot];
-      fd = want_id.fd;
+      f = dc->fds[slot];
       span_off = e->span_off;
       size = e->st.st_size;
     }
     pthread_rwlock_unlock(&dc->lock);
-    if (fd >= 0) {
+    // `f.fd` is our own duplicate, open until the FUSE loop is over: no other file can take
+    // its number while this thread uses it.
+    if (slot >= 0) {
       if (offset >= size) {
         __atomic_fetch_add(&dc->read_hits, 1, __ATOMIC_RELAXED);
         return 0;
@@ -1249,20 +1297,28 @@ static int fuse_native_read_fast (const char *path, char *buf, size_t len, off_t
       size_t want = len < (size_t) (size - offset) ? len : (size_t) (size - offset);
       size_t done = 0;
       while (done < want) {
-        ssize_t n = pread(fd, buf + done, want - done, (off_t) (span_off + offset + done));
+        ssize_t n = pread(f.fd, buf + done, want - done, (off_t) (span_off + offset + done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         done += n;
       }
+      // The bytes are in: before anyone sees them, make sure they came from the indexed file.
       struct stat now;
-      if (done == want && fstat(fd, &now) == 0 && now.st_dev == want_id.dev && now.st_ino == want_id.ino &&
-          now.st_size == want_id.size && now.st_mtim.tv_sec == want_id.mtim.tv_sec && now.st_mtim.tv_nsec == want_id.mtim.tv_nsec) {
+      int cmp = fstat(f.fd, &now) == 0 ? dc_stamp_cmp(&f, &now) : DC_CHANGED;
+      if (done == want && cmp != DC_CHANGED) {
+        if (cmp == DC_LINKS) {
+          // Only the link count moved (and ctime with it): compare with that from now on.
+          pthread_rwlock_wrlock(&dc->lock);
+          dc->fds[slot].ctim = now.st_ctim;
+          dc->fds[slot].nlink = now.st_nlink;
+          pthread_rwlock_unlock(&dc->lock);
+        }
         __atomic_fetch_add(&dc->read_hits, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&dc->read_bytes, done, __ATOMIC_RELAXED);
         return (int) done;
       }
-      // Short, failed, or the file changed: never serve these bytes; JS decides (and says why).
-      if (done == want) {
+      // Changed (or short, or failed): never serve these bytes; JS decides and says why.
+      if (cmp == DC_CHANGED) {
         pthread_rwlock_wrlock(&dc->lock);
         dc->fds[slot].stale = 1;
         pthread_rwlock_unlock(&dc->lock);
@@ -1271,6 +1327,51 @@ static int fuse_native_read_fast (const char *path, char *buf, size_t len, off_t
     }
   }
   return fuse_native_read(path, buf, len, offset, info);
+}
+
+// Registers an archive file whose byte spans listings may carry: (thread, fd, stamp), the stamp
+// a BigInt64Array [dev, ino, size, mtime s, mtime ns, ctime s, ctime ns, nlink] as it was when
+// the file was indexed. Returns the id for word 23 of stat arrays (1-based), or 0 when the
+// file is not served here (no answer cache, no room, or it already differs from the stamp).
+NAPI_METHOD(fuse_native_span_file) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
+  NAPI_ARGV_INT32(fd, 1)
+  napi_value result;
+  uint32_t id = 0;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  dircache_t *dc = ft->dc;
+  if (dc != NULL && dc->budget > 0 && fd >= 0 &&
+      napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) == napi_ok &&
+      type == napi_bigint64_array && length >= 8 && data != NULL && dc->nfds < DC_FDS) {
+    int64_t *v = (int64_t *) data;
+    dc_fd_t f;
+    f.stale = 0;
+    f.dev = (dev_t) v[0];
+    f.ino = (ino_t) v[1];
+    f.size = (off_t) v[2];
+    f.mtim.tv_sec = (time_t) v[3];
+    f.mtim.tv_nsec = (long) v[4];
+    f.ctim.tv_sec = (time_t) v[5];
+    f.ctim.tv_nsec = (long) v[6];
+    f.nlink = (nlink_t) v[7];
+    f.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    struct stat now;
+    if (f.fd >= 0 && (fstat(f.fd, &now) != 0 || !S_ISREG(now.st_mode) || dc_stamp_cmp(&f, &now) != DC_SAME)) {
+      close(f.fd);
+      f.fd = -1;
+    }
+    if (f.fd >= 0) {
+      pthread_rwlock_wrlock(&dc->lock);
+      dc->fds[dc->nfds] = f;
+      id = (uint32_t) ++dc->nfds;
+      pthread_rwlock_unlock(&dc->lock);
+    }
+  }
+  napi_create_uint32(env, id, &result);
+  return result;
 }
 
 // Counters of the answer cache: [getattr, readdir, read answered here, bytes read here, reads that fell back to JS, bytes cached, listings cached].
@@ -1355,10 +1456,15 @@ restart:
 static int oc_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
   if (iov == NULL) return 0;
   oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
-  struct oc_out_header *out = (struct oc_out_header *) iov[0].iov_base;
-  if (count >= 2 && out->error == 0 && iov[0].iov_len >= sizeof(*out) && iov[1].iov_len >= sizeof(struct oc_open_out) &&
-      __atomic_load_n(&oc->opendir_uniques[out->unique % OC_OPENDIR_SLOTS], __ATOMIC_RELAXED) == out->unique) {
-    ((struct oc_open_out *) iov[1].iov_base)->open_flags |= OC_FOPEN_CACHE_DIR | OC_FOPEN_KEEP_CACHE;
+  // Only a successful reply (header plus a whole fuse_open_out) to a request read as OPENDIR;
+  // an error reply is the header alone. unique 0 is a notification, never a reply (and the
+  // value every empty slot holds).
+  if (count >= 2 && iov[0].iov_len == sizeof(struct oc_out_header) && iov[1].iov_len == sizeof(struct oc_open_out)) {
+    struct oc_out_header *out = (struct oc_out_header *) iov[0].iov_base;
+    if (out->error == 0 && out->unique != 0 &&
+        __atomic_load_n(&oc->opendir_uniques[out->unique % OC_OPENDIR_SLOTS], __ATOMIC_RELAXED) == out->unique) {
+      ((struct oc_open_out *) iov[1].iov_base)->open_flags |= OC_FOPEN_CACHE_DIR | OC_FOPEN_KEEP_CACHE;
+    }
   }
   ssize_t res = writev(fuse_chan_fd(ch), iov, count);
   int err = errno;
@@ -1386,9 +1492,13 @@ static void* start_fuse_thread (void *data) {
   fuse_thread_t *ft = (fuse_thread_t *) data;
   fuse_loop_mt(ft->fuse);
 
-  fuse_unmount(ft->mnt, ft->ch);
+  // Every worker is joined: nothing reads the answer cache or its descriptors any more.
+  dc_teardown(ft->dc);
+  // The session's channel leaves the session first (and the wrapper is freed); then
+  // fuse_unmount frees libfuse's own channel, which must not be touched after it.
   fuse_session_remove_chan(ft->session_ch);
   if (ft->session_ch != ft->ch) fuse_chan_destroy(ft->session_ch);
+  fuse_unmount(ft->mnt, ft->ch);
   fuse_destroy(ft->fuse);
 
   return NULL;
@@ -1421,7 +1531,13 @@ NAPI_METHOD(fuse_native_mount) {
   if (dc_budget > 0 && ft->dc == NULL) {
     ft->dc = calloc(1, sizeof(dircache_t));
     if (ft->dc != NULL) {
-      pthread_rwlock_init(&ft->dc->lock, NULL);
+      // Writers first: a steady stream of lookups on libfuse's threads must not keep the JS
+      // thread (adding a listing) waiting. No thread ever takes the read lock twice.
+      pthread_rwlockattr_t attr;
+      pthread_rwlockattr_init(&attr);
+      pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+      pthread_rwlock_init(&ft->dc->lock, &attr);
+      pthread_rwlockattr_destroy(&attr);
       ft->dc->budget = (size_t) dc_budget;
     }
   }
@@ -1542,6 +1658,7 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse_native_mount)
   NAPI_EXPORT_FUNCTION(fuse_native_unmount)
   NAPI_EXPORT_FUNCTION(fuse_native_counters)
+  NAPI_EXPORT_FUNCTION(fuse_native_span_file)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)

@@ -259,6 +259,18 @@ class Fuse {
   }
 
   /**
+   * Lets the native side read byte spans of the open file `fd` itself (listings then carry
+   * them, see ops.ts statArray): `stamp` is a BigInt64Array [dev, ino, size, mtime s, mtime ns,
+   * ctime s, ctime ns, nlink] of the file as it was indexed. The native side keeps its own
+   * duplicate of the descriptor, checks every read against the stamp, and refuses a file that
+   * already differs. Returns the id for word 23 of a stat array, or 0 (not served natively).
+   */
+  spanFile (fd, stamp) {
+    if (!this._thread || this._unmounting) return 0
+    return binding.fuse_native_span_file(this._thread, fd, stamp)
+  }
+
+  /**
    * The answer cache's counters (see fuse-native.c): requests answered on libfuse's thread
    * without JS, and what the cache holds.
    */

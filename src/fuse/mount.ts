@@ -27,6 +27,8 @@ const NATIVE_FUSE_ADDON = path.join(NATIVE_FUSE_DIR, 'build', 'Release', 'ocimou
 export interface FuseInstance {
   mount(cb: (err: Error | null) => void): void;
   unmount(cb: (err: Error | null) => void): void;
+  /** Registers an open archive file for native reads (see native/fuse/index.js); 0: not read natively. */
+  spanFile(fd: number, stamp: BigInt64Array): number;
 }
 export type FuseConstructor = new (mnt: string, ops: object, opts: object) => FuseInstance;
 
@@ -134,7 +136,9 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
   // The native side keeps recent listings (names, stats, plain files' byte spans) and answers
   // LOOKUP, READDIR and READ of those itself, without a hop onto this thread (native/fuse,
   // "answer cache"); JS then needs only a small listing cache of its own.
-  const ops = makeOps(ns, view, { log: opts.log, nativeSpans: true, readdirCacheEntries: 100_000 });
+  // Span files are registered with the mounted instance (listings are only asked for once it is).
+  let served: FuseInstance | undefined;
+  const ops = makeOps(ns, view, { log: opts.log, spanFile: (file) => served?.spanFile(file.fd, file.identity()) ?? 0, readdirCacheEntries: 100_000 });
   const label = path.basename(view.archive.files.location).replace(/[^A-Za-z0-9._:@+-]/g, '_').slice(0, 100) || 'image';
   const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : []), ...extraFuseOptions()];
   const fuse = new Fuse(mnt, ops, {
@@ -151,6 +155,7 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
     // The kernel keeps directory listings (FOPEN_CACHE_DIR): a second walk sends no READDIR.
     cacheDirs: process.env.OCIMOUNT_FUSE_CACHE_DIRS !== '0',
   });
+  served = fuse;
   await new Promise<void>((resolve, reject) =>
     fuse.mount((err) => {
       if (!err) return resolve();

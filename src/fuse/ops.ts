@@ -27,8 +27,13 @@ type Cb = (...args: any[]) => void;
 
 export interface OpsOptions {
   log: (message: string) => void;
-  /** Give the native side each plain file's byte span with its listing (it then reads them itself). */
-  nativeSpans?: boolean;
+  /**
+   * Give the native side each plain file's byte span with its listing (it then reads them
+   * itself): registers an archive file with the native side (its descriptor and the stamp it was
+   * indexed with, FileSource.identity) and returns the id listings name it by, or 0 when the
+   * native side will not read it.
+   */
+  spanFile?: (file: FileSource) => number;
   /** How many directory entries (names with their stats) to keep ready for readdir. */
   readdirCacheEntries?: number;
 }
@@ -72,7 +77,7 @@ export const STAT_WORDS = 21;
  *   high), 14 atime nanoseconds, 15-16 + 17 mtime, 18-19 + 20 ctime.
  * atime and ctime are the mtime: an image records only that.
  */
-export function statArray(st: NodeStat, span?: { file: FileSource; offset: number; size: number }): Uint32Array {
+export function statArray(st: NodeStat, span?: { offset: number; id: number }): Uint32Array {
   const a = new Uint32Array(span ? SPAN_STAT_WORDS : STAT_WORDS);
   // Two words, low then high; a negative number comes out as its two's complement.
   const put = (i: number, n: number) => {
@@ -97,15 +102,16 @@ export function statArray(st: NodeStat, span?: { file: FileSource; offset: numbe
   }
   if (span) {
     put(21, span.offset);
-    a[23] = span.file.fd + 1;
+    a[23] = span.id;
   }
   return a;
 }
 
 /**
  * A stat array with the file's bytes as a span: words 21-22 their offset in the archive, word
- * 23 the archive's descriptor plus one. The native side then answers this file's reads itself
- * (a pread of that descriptor, checked with an fstat), without a hop onto the JS thread.
+ * 23 the id the native side gave the archive file (OpsOptions.spanFile). The native side then
+ * answers this file's reads itself (a pread of its own duplicate of the descriptor, checked
+ * with an fstat against the stamp the file was indexed with), without a hop onto the JS thread.
  */
 export const SPAN_STAT_WORDS = 24;
 
@@ -152,6 +158,19 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
   const readOnly = (cb: Cb) => cb(E.EROFS);
   const keyOf = (r: Resolved) => (r.kind === 'tree' ? `${r.space.inoBase}:${r.node}` : `v${r.entry.ino}`);
 
+  // Each archive file is registered with the native side once, after one more check that it
+  // is still the file that was indexed; the native side then checks every read it serves
+  // against that same stamp (each layer of an OCI layout is a file of its own).
+  const spanIds = new Map<FileSource, number>();
+  const spanId = (file: FileSource): number => {
+    let id = spanIds.get(file);
+    if (id === undefined) {
+      id = file.verifyUnchanged() ? 0 : opts.spanFile!(file);
+      spanIds.set(file, id);
+    }
+    return id;
+  };
+
   const listing = (r: Resolved) => {
     const key = keyOf(r);
     let hit = readdirCache.get(key);
@@ -165,14 +184,12 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
         return false;
       });
       const self = statArray(ns.stat(r));
-      // The archive is compared with what was indexed once per listing, not once per file.
-      let checked = false;
       const childStat = (c: { entry: Resolved }) => {
         const st = ns.stat(c.entry);
-        if (!opts.nativeSpans || st.type !== EntryType.File) return statArray(st);
-        const span = spanOf(c.entry, !checked);
-        checked ||= span !== undefined;
-        return statArray(st, span && span.size === st.size && !span.file.stale ? span : undefined);
+        if (!opts.spanFile || st.type !== EntryType.File) return statArray(st);
+        const span = spanOf(c.entry, false);
+        const id = span && span.size === st.size ? spanId(span.file) : 0;
+        return statArray(st, id ? { offset: span!.offset, id } : undefined);
       };
       hit = { names: ['.', '..', ...children.map((c) => c.name)], stats: [self, self, ...children.map(childStat)] };
       readdirCache.set(key, hit);

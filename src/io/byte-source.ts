@@ -115,6 +115,25 @@ export class FileSource implements ByteSource {
     return this.staleReason;
   }
 
+  /**
+   * The stamp reads are checked against, for a checker outside JS (the FUSE fork's native
+   * reads): [dev, ino, size, mtime seconds, mtime nanoseconds, ctime seconds, ctime
+   * nanoseconds, nlink], with the same rule as verifyUnchanged.
+   */
+  identity(): BigInt64Array {
+    const split = (ns: bigint): [bigint, bigint] => {
+      let sec = ns / 1_000_000_000n;
+      let nsec = ns % 1_000_000_000n;
+      if (nsec < 0n) {
+        sec -= 1n;
+        nsec += 1_000_000_000n;
+      }
+      return [sec, nsec];
+    };
+    const s = this.stamp;
+    return BigInt64Array.from([BigInt.asIntN(64, s.dev), BigInt.asIntN(64, s.ino), s.size, ...split(s.mtimeNs), ...split(s.ctimeNs), s.nlink]);
+  }
+
   fileRange(): { file: FileSource; start: number } {
     return { file: this, start: 0 };
   }
