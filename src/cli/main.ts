@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { misspeltCommand } from './typo';
 import * as fs from 'node:fs';
 import { nameToText } from '../names';
 import { quietOnClosedStdout } from '../query/sink';
@@ -36,8 +37,14 @@ Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4
   registerMount(program);
   registerDemo(program);
   registerQueryCommands(program);
+  const args = exactArgv(argv);
+  const typo = misspeltCommand(program, args.slice(2));
+  if (typo) {
+    process.stderr.write(`ocimount: ${typo} (see ocimount --help)\n`);
+    process.exit(2);
+  }
   try {
-    await program.parseAsync(exactArgv(argv));
+    await program.parseAsync(args);
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exit(err.exitCode === 0 ? 0 : 2);
