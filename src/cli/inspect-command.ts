@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { ImageArchive, ImageView } from '../engine';
+import { ImageView } from '../engine';
 import { displayNames } from '../image/select';
 import { configSummary, historyRows, listImages, type ConfigSummary, type HistoryRow, type ImageListing } from '../query/inspect';
 import { alignColumns, humanSize, shortDigest } from '../query/format';
 import { oneLine, printableText } from '../text';
-import { addImageOptions, engineOptions, reporting, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, openArchive, reporting, warnPrinter, type ImageOptions } from './common';
 
 interface InspectOptions extends ImageOptions {
   json?: boolean;
@@ -36,7 +36,7 @@ export function registerInspect(program: Command): Command {
 
 async function inspect(path: string, opts: InspectOptions): Promise<void> {
   const options = engineOptions(opts);
-  const archive = await ImageArchive.open(path, options);
+  const archive = await openArchive(path, options);
   try {
     const images = listImages(archive.records);
     const chosen = opts.image !== undefined || opts.platform !== undefined || archive.records.length === 1;

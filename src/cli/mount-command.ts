@@ -9,6 +9,7 @@ import { checkMountpoint, loadFuse, mountImage, unmountPath, type ActiveMount } 
 import { describeRecord } from '../image/select';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 import { terminalProgress } from './progress';
+import { isStdinArgument } from './archive-input';
 
 interface MountCliOptions extends ImageOptions {
   foreground?: boolean;
@@ -65,6 +66,7 @@ export function registerMount(program: Command): void {
     .addHelpText('after', MOUNT_HELP)
     .action(async (image: string, mountpoint: string, opts: MountCliOptions) => {
       try {
+        refuseStream(image);
         if (opts.foreground || process.send) await serve(image, mountpoint, opts);
         else await startInBackground(image, mountpoint, opts);
       } catch (err) {
@@ -89,6 +91,23 @@ export function registerMount(program: Command): void {
         reportAndExit(err);
       }
     });
+}
+
+/**
+ * A mount serves reads for as long as it is up, from an archive it can read at random and open
+ * again (the background server is a new process): standard input and pipes are neither.
+ */
+function refuseStream(image: string): void {
+  let stream = isStdinArgument(image);
+  try {
+    const st = fs.statSync(image);
+    stream ||= st.isFIFO() || st.isCharacterDevice() || st.isSocket();
+  } catch {
+    /* missing: the open says so */
+  }
+  if (stream) {
+    throw new UsageError(`${image}: a mount cannot serve an archive from standard input or a pipe; save it to a file first (docker save -o image.tar IMAGE), or use the mount-free commands (ocimount cat - PATH, ls, find, extract)`);
+  }
 }
 
 /**
