@@ -7,8 +7,9 @@ import { fileChunks } from '../query/content';
 import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
-import { imagePath, resolvePath } from '../query/resolve';
-import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
+import { imagePath } from '../query/resolve';
+import { resolveExplained } from './explain';
+import { addImageOptions, imageArgPath, reporting, withImage, type ImageOptions } from './common';
 
 interface CatOptions extends ImageOptions {
   layer?: string;
@@ -38,11 +39,11 @@ export function registerCat(program: Command): Command {
     .action(
       reporting((image: string, paths: string[], opts: CatOptions) =>
         withImage(image, opts, async (view) => {
-          const { tree } = chooseTree(view, opts.layer);
+          const { tree, layer } = chooseTree(view, opts.layer);
           for (const typed of paths) {
-            const path = nameFromText(typed);
+            const path = imageArgPath(view, typed);
             try {
-              const node = resolvePath(tree, path, { followFinal: true });
+              const node = await resolveExplained(view, tree, path, { followFinal: true }, { command: 'cat', archive: image, layer });
               const type = tree.type(node);
               if (type === EntryType.Directory) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a directory`);
               if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${typeWords(type)}, not a regular file`);

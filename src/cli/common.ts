@@ -4,6 +4,7 @@ import { ImageArchive, ImageView, type OpenOptions } from '../engine';
 import { archiveInput, labelPaths } from './archive-input';
 import { UsageError, UserError } from '../errors';
 import { warning, type Warning } from '../warnings';
+import { nameFromText, type ByteString } from '../names';
 import { terminalProgress, type Progress } from './progress';
 
 /** Options every image-reading command shares. */
@@ -116,4 +117,17 @@ export function reportAndExit(err: unknown): never {
   const e = err as Error;
   process.stderr.write(`ocimount: internal error: ${labelPaths(e?.stack ?? String(err))}\n`);
   process.exit(70);
+}
+
+/**
+ * A path inside the image as the user typed it, as a byte string: an absolute one as it is, a
+ * relative one (`./server`, `bin/tool`) from the config's WorkingDir, `/` when it sets none, as
+ * the container would resolve it (a Cmd of ["./server"] runs WorkingDir/server).
+ */
+export function imageArgPath(view: ImageView, typed: string): ByteString {
+  const path = nameFromText(typed);
+  if (path.startsWith('/')) return path;
+  const wd = view.image.config.config?.WorkingDir;
+  const base = typeof wd === 'string' && wd !== '' ? nameFromText(wd) : '/';
+  return `${base.replace(/\/+$/, '')}/${path}`;
 }
