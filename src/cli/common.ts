@@ -114,7 +114,12 @@ export function reportAndExit(err: unknown): never {
     process.stderr.write(`ocimount: ${labelPaths(err.message)}\n`);
     process.exit(err.exitCode);
   }
-  const e = err as Error;
+  const e = err as NodeJS.ErrnoException;
+  const requireStack = (e as { requireStack?: string[] } | undefined)?.requireStack ?? [];
+  if (e?.code === 'MODULE_NOT_FOUND' && (/dist[\\/]/.test(String(e.message).split('\n')[0]) || requireStack.some((p) => /[\\/]dist[\\/]/.test(p)))) {
+    process.stderr.write('ocimount: not built: part of dist/ went missing while running (a build is running right now?): run \'npm run build\' and try again (exit 70)\n');
+    process.exit(70);
+  }
   process.stderr.write(`ocimount: internal error: ${labelPaths(e?.stack ?? String(err))}\n`);
   process.exit(70);
 }

@@ -31,8 +31,18 @@ Examples:
   ocimount extract image.tar /app -o out/     copy a subtree out, safely
   ocimount demo && ocimount inspect /tmp/ocimount-demo.tar   try it on the built-in demo image
 
-Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4 this machine
-(no FUSE, /dev/fuse not permitted, no fusermount, addon not built, mountpoint busy or dead).`,
+Exit codes:
+  0   ok
+  1   not found: a path, an image, a layer (--layer 99 and --layers 9 alike), an output path
+      that cannot be written; efficiency: a gate failed
+  2   usage error: a misspelt command or option, a value that does not parse, a mountpoint that
+      does not exist or is not a directory, a mount of standard input
+  3   the archive is unreadable or invalid
+  4   this machine cannot do it: no /dev/fuse (modprobe fuse), /dev/fuse not permitted for this
+      user (a permission problem), no fusermount, the FUSE addon not built or libfuse missing,
+      a mountpoint already mounted, left dead or not empty (--nonempty), a refused mount/unmount
+  70  ocimount itself: not built (dist/ missing: a checkout before 'npm run build', or while a
+      build runs), or an internal error (a bug: please report it with the message)`,
     );
   registerMount(program);
   registerDemo(program);
