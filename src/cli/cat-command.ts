@@ -24,6 +24,8 @@ missing path is reported on stderr and the others are still written; the exit co
 Examples:
   ocimount cat myapp.tar /etc/os-release
   ocimount cat myapp.tar /app/trace.log > trace.log
+  docker save myapp:1.0 | ocimount cat - /app/trace.log   # the archive from a pipe
+  ocimount cat myapp.tar ./server | sha256sum           # relative to the config's WorkingDir
   ocimount cat --layer 7 myapp.tar /root/saved.txt    # the copy layer 7 wrote
   ocimount cat --image myapp:1.0 bundle.tar /etc/passwd /etc/group
 `;

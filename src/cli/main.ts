@@ -20,7 +20,9 @@ export async function main(argv: string[]): Promise<void> {
       'after',
       `
 IMAGE is a docker save / podman save / skopeo / kaniko tar, an oci-archive, an OCI layout folder,
-or any of those gzip-, zstd- or xz-compressed. Run 'ocimount COMMAND --help' for each command.
+or any of those gzip-, zstd- or xz-compressed; '-' reads it from standard input (mount-free
+commands). Paths inside the image that do not start with / are taken from the config's
+WorkingDir. Run 'ocimount COMMAND --help' for each command.
 
 Examples:
   ocimount image.tar /mnt/img                 mount it (rootfs/, layers/, config.json, history)
@@ -29,6 +31,9 @@ Examples:
   ocimount cat image.tar /app/trace.log       one file, no mount needed
   ocimount blame image.tar /usr/bin/tool      which layer (and which command) put it there
   ocimount extract image.tar /app -o out/     copy a subtree out, safely
+  docker save app:1 | ocimount cat - /app/trace.log    the archive from standard input (-)
+  ocimount efficiency image.tar --lowest-efficiency 0.95    dive's efficiency, as a CI gate
+  ocimount list                               your active mounts; ocimount umount --all ends them
   ocimount demo && ocimount inspect /tmp/ocimount-demo.tar   try it on the built-in demo image
 
 Exit codes:
