@@ -38,7 +38,9 @@ describe('a misspelt command', { concurrency: 4 }, () => {
     const dir = tempDir('typo-file');
     cleanup.push(dir);
     fs.writeFileSync(path.join(dir, 'inpsect'), 'not an archive');
-    const inDir = await runIn(dir, ['inpsect', dir]);
+    const mnt = tempDir('typo-mnt');
+    cleanup.push(mnt);
+    const inDir = await runIn(dir, ['inpsect', mnt]);
     assert.doesNotMatch(inDir.stderr, /unknown command/);
     assert.match(inDir.stderr, /inpsect/);
   });
