@@ -78,7 +78,7 @@ describe('ocimount inspect', { concurrency: 4 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     const out = lines(r.stdout);
-    assert.match(out[1], /^\s*0\s+dive-test:latest\s+-\s+-\s+sha256:75ae28b8ebf8$/);
+    assert.match(out[1], /^\s*0\s+dive-test:latest\s+linux\/amd64\s+-\s+sha256:75ae28b8ebf8$/);
     assert.ok(out.includes('Image 0: dive-test:latest'));
     assert.ok(out.some((l) => /^\s+Cmd:\s+\["sh"\]$/.test(l)));
     assert.ok(out.some((l) => /^\s+PATH=\/usr\/local\/sbin:/.test(l)));
@@ -98,7 +98,7 @@ describe('ocimount inspect', { concurrency: 4 }, () => {
     const doc = JSON.parse(r.stdout);
     assert.equal(doc.selected, 0);
     assert.deepEqual(doc.images, [
-      { position: 0, names: ['dive-test:latest'], manifestDigest: null, configDigest: 'sha256:75ae28b8ebf89b203319069ddcbecdf5c3838503bbebc0d0d85e4b8589c5de3a', platform: null, layout: 'docker-archive' },
+      { position: 0, names: ['dive-test:latest'], manifestDigest: null, configDigest: 'sha256:75ae28b8ebf89b203319069ddcbecdf5c3838503bbebc0d0d85e4b8589c5de3a', platform: 'linux/amd64', layout: 'docker-archive' },
     ]);
     const img = doc.image;
     assert.deepEqual(img.cmd, ['sh']);

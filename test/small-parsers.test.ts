@@ -53,7 +53,8 @@ describe('parseLayerSelection (--layers)', () => {
   it('mistakes are usage errors that say what is wrong', () => {
     const usage = (spec: string, re: RegExp) => assert.throws(() => parseLayerSelection(spec, 3), (e: unknown) => e instanceof UsageError && e.exitCode === 2 && re.test(e.message));
     usage('x', /"x" is not a layer position/);
-    usage('3', /layer 3 does not exist \(the image has layers 0-2\)/);
+    // A position past the top is "not found" (exit 1), the code --layer 99 has.
+    assert.throws(() => parseLayerSelection('3', 3), (e: unknown) => e instanceof NotFoundError && e.exitCode === 1 && /layer 3 does not exist \(the image has layers 0-2\)/.test((e as Error).message));
     usage('1,,2', /empty item/);
     usage('2-1', /range 2-1 runs backwards/);
     usage('-1', /"" is not a layer position/);

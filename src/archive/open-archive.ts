@@ -2,13 +2,14 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cacheKey, sampleDigest, type IndexCache } from '../cache/index-cache';
+import { cacheKey, makeDirs, sampleDigest, type IndexCache } from '../cache/index-cache';
 import { FileSource } from '../io/byte-source';
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
 import { locatedMessage } from '../errors';
 import { isRegistryReference } from '../registry/reference';
 import { openRegistryFiles } from '../registry/registry-files';
 import { oneLine } from '../text';
+import { notATarMessage } from './sniff';
 import { TarIndexer, detectTarCompression, isTarCompression, type CacheKeys } from './tar-indexer';
 
 export interface ArchiveOpenOptions {
@@ -36,8 +37,10 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
   }
   if (st.isDirectory()) return DirArchiveFiles.open(location);
   let file = await FileSource.open(location).catch((err: Error) => {
-    throw new ArchiveError(`${location}: ${err.message}`);
+    // FileSource's own messages already start with the path: say it once.
+    throw new ArchiveError(err.message.startsWith(`${location}: `) ? err.message : `${location}: ${err.message}`);
   });
+  let sniffKind: 'gzip' | 'zstd' | undefined;
   try {
     let kind = await detectTarCompression(file);
     const stamp = { size: st.size, mtimeMs: st.mtimeMs };
@@ -53,7 +56,12 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
       // Only a compressed archive's index goes to the cache; a plain tar is scanned again on each open.
       const keys = kind !== 'none' ? await outerCacheKeys(file, kind, location, opts.cache) : undefined;
       const indexer = new TarIndexer({ cache: opts.cache, log: opts.log, onProgress: opts.onProgress });
+      if (kind === 'gzip' || kind === 'zstd') sniffKind = kind;
       const tar = await indexer.index(file, kind, location, keys, `${path.basename(location)} (${kind})`);
+      if (sniffKind && tar.scan.index.count === 0) {
+        const notTar = await notATarMessage(location, sniffKind);
+        if (notTar) throw new ArchiveError(`${location}: ${notTar}`);
+      }
       return TarArchiveFiles.fromScan(location, tar.scan, tar.stream, stamp, close, file);
     }
     throw new ArchiveError(
@@ -64,6 +72,8 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
   } catch (err) {
     await file.close();
     if (err instanceof ArchiveError) throw err;
+    const notTar = sniffKind ? await notATarMessage(location, sniffKind).catch(() => undefined) : undefined;
+    if (notTar) throw new ArchiveError(`${location}: ${notTar}`, { cause: err });
     throw new ArchiveError(locatedMessage(err, location), { cause: err });
   }
 }
@@ -96,7 +106,7 @@ async function xzCopy(file: FileSource, location: string, opts: ArchiveOpenOptio
   const target = path.join(dir, 'xz', `${key}.tar`);
   if (!fs.existsSync(target)) {
     opts.log?.(`${location} is xz-compressed, which cannot be read at random: decompressing it once to ${target}`);
-    await fs.promises.mkdir(path.dirname(target), { recursive: true });
+    await makeDirs(path.dirname(target));
     const tmp = `${target}.${process.pid}.tmp`;
     try {
       await xzDecompress(location, tmp);

@@ -78,7 +78,38 @@ export function decodeEntry(buf: Buffer): CacheEntry {
   return { meta, sections };
 }
 
+/**
+ * `mkdir -p`, one level at a time. Node's own recursive mkdir spins forever where a parent can
+ * never be made (under /proc, it keeps getting ENOENT and retrying); this one fails.
+ */
+export async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; ) {
+    try {
+      const st = await fs.promises.stat(d);
+      if (!st.isDirectory()) throw Object.assign(new Error(`${d} is not a directory`), { code: 'ENOTDIR' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      missing.push(d);
+      const up = path.dirname(d);
+      if (up === d) break;
+      d = up;
+    }
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await fs.promises.mkdir(d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 export class IndexCache {
+  /** Set once writing has failed: the cache is then read-only for this run, and said so once. */
+  private unwritable?: string;
+
   constructor(
     readonly dir: string,
     private readonly log: (message: string) => void = () => undefined,
@@ -108,15 +139,21 @@ export class IndexCache {
 
   /** Stores atomically; a cache that cannot be written is a warning, never a failure. */
   async put(key: string, entry: CacheEntry): Promise<void> {
+    if (this.unwritable !== undefined) return;
     const file = this.file(key);
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
-      await fs.promises.mkdir(path.dirname(file), { recursive: true });
+      await makeDirs(path.dirname(file));
       await fs.promises.writeFile(tmp, encodeEntry(entry));
       await fs.promises.rename(tmp, file);
     } catch (err) {
-      this.log(`cache: cannot write ${file}: ${(err as Error).message}`);
       await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+      // A cache folder that cannot be made or written fails the same way for every layer: one
+      // warning for the run, not one per layer.
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'ENOSPC' ? 'no space left' : e.message.replace(/^\w+: /, '');
+      this.unwritable = why;
+      this.log(`cache: cannot write to ${this.dir} (${why}): layer indexes are not kept for the next run; --cache-dir DIR chooses another folder, --no-cache turns the cache off`);
     }
   }
 }

@@ -8,7 +8,7 @@ import { imagePath, resolvePath } from '../query/resolve';
 import { displayName, nameFromText, nameToText } from '../names';
 import { baseName, joinPath, parentOf } from '../paths';
 import type { ImageView } from '../engine';
-import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
+import { addImageOptions, imageArgPath, reporting, withImage, type ImageOptions } from './common';
 
 interface BlameOptions extends ImageOptions {
   all?: boolean;
@@ -49,7 +49,7 @@ export function registerBlame(program: Command): Command {
  * symlinks (/lib -> usr/lib), the real directory; otherwise (deleted, never there) as typed.
  */
 function storedPath(view: ImageView, userPath: string): string {
-  const path = imagePath(nameFromText(userPath));
+  const path = imagePath(imageArgPath(view, userPath));
   if (path === '') return path;
   try {
     const dir = resolvePath(view.merged, parentOf(path), { followFinal: true });

@@ -7,8 +7,9 @@ import { fileChunks } from '../query/content';
 import { displayName, nameFromText } from '../names';
 import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
-import { imagePath, resolvePath } from '../query/resolve';
-import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
+import { imagePath } from '../query/resolve';
+import { resolveExplained } from './explain';
+import { addImageOptions, imageArgPath, reporting, withImage, type ImageOptions } from './common';
 
 interface CatOptions extends ImageOptions {
   layer?: string;
@@ -23,6 +24,8 @@ missing path is reported on stderr and the others are still written; the exit co
 Examples:
   ocimount cat myapp.tar /etc/os-release
   ocimount cat myapp.tar /app/trace.log > trace.log
+  docker save myapp:1.0 | ocimount cat - /app/trace.log   # the archive from a pipe
+  ocimount cat myapp.tar ./server | sha256sum           # relative to the config's WorkingDir
   ocimount cat --layer 7 myapp.tar /root/saved.txt    # the copy layer 7 wrote
   ocimount cat --image myapp:1.0 bundle.tar /etc/passwd /etc/group
 `;
@@ -38,11 +41,11 @@ export function registerCat(program: Command): Command {
     .action(
       reporting((image: string, paths: string[], opts: CatOptions) =>
         withImage(image, opts, async (view) => {
-          const { tree } = chooseTree(view, opts.layer);
+          const { tree, layer } = chooseTree(view, opts.layer);
           for (const typed of paths) {
-            const path = nameFromText(typed);
+            const path = imageArgPath(view, typed);
             try {
-              const node = resolvePath(tree, path, { followFinal: true });
+              const node = await resolveExplained(view, tree, path, { followFinal: true }, { command: 'cat', archive: image, layer });
               const type = tree.type(node);
               if (type === EntryType.Directory) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a directory`);
               if (type !== EntryType.File) throw new NotFoundError(`${displayName(displayPath(imagePath(path)))}: is a ${typeWords(type)}, not a regular file`);

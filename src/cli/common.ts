@@ -1,8 +1,10 @@
 import { Command, Option } from 'commander';
 import { defaultCacheDir, IndexCache } from '../cache/index-cache';
-import { ImageView, type OpenOptions } from '../engine';
+import { ImageArchive, ImageView, type OpenOptions } from '../engine';
+import { archiveInput, labelPaths } from './archive-input';
 import { UsageError, UserError } from '../errors';
 import { warning, type Warning } from '../warnings';
+import { nameFromText, type ByteString } from '../names';
 import { terminalProgress, type Progress } from './progress';
 
 /** Options every image-reading command shares. */
@@ -32,7 +34,7 @@ export function addImageOptions(cmd: Command): Command {
 
 /** Prints warnings on stderr as `ocimount: warning: <text>`, or nothing with --quiet. */
 export function warnPrinter(quiet: boolean | undefined): (w: Warning) => void {
-  return quiet ? () => undefined : (w) => process.stderr.write(`ocimount: warning: ${w.text}\n`);
+  return quiet ? () => undefined : (w) => process.stderr.write(`ocimount: warning: ${labelPaths(w.text)}\n`);
 }
 
 /**
@@ -48,7 +50,7 @@ export function engineOptions(opts: ImageOptions, progress?: Progress): OpenOpti
     platform: opts.platform,
     layers: opts.layers,
     onWarning: (_text, w) => print(w),
-    onNote: opts.quiet ? () => undefined : (m: string) => process.stderr.write(`ocimount: ${m}\n`),
+    onNote: opts.quiet ? () => undefined : (m: string) => process.stderr.write(`ocimount: ${labelPaths(m)}\n`),
     onProgress: progress && ((what, done, total) => progress.update(what, done, total)),
     cache: opts.cache === false ? undefined : new IndexCache(opts.cacheDir ?? defaultCacheDir(), (text) => print(warning('cache', text))),
     verify: opts.verify,
@@ -56,10 +58,26 @@ export function engineOptions(opts: ImageOptions, progress?: Progress): OpenOpti
   };
 }
 
+/**
+ * Opens the archive the user named: a file or folder, or `-` / a pipe, spooled first (see
+ * archive-input.ts). A spooled copy's outer index is not cached: its name never comes back.
+ */
+export async function openArchive(arg: string, options: OpenOptions): Promise<ImageArchive> {
+  const input = await archiveInput(arg);
+  return ImageArchive.open(input.path, { ...options, cache: input.spooled ? undefined : options.cache });
+}
+
 export async function openView(archive: string, opts: ImageOptions, hooks: Partial<OpenOptions> = {}): Promise<ImageView> {
   const progress = terminalProgress();
   try {
-    return await ImageView.open(archive, { ...engineOptions(opts, progress), ...hooks });
+    const options = { ...engineOptions(opts, progress), ...hooks };
+    const opened = await openArchive(archive, options);
+    try {
+      return await ImageView.fromArchive(opened, options);
+    } catch (err) {
+      await opened.close();
+      throw err;
+    }
   } finally {
     progress?.end();
   }
@@ -93,10 +111,28 @@ export function reporting<A extends unknown[]>(action: (...args: A) => Promise<v
 /** Ends the process with the error's one-line message and exit code. */
 export function reportAndExit(err: unknown): never {
   if (err instanceof UserError) {
-    process.stderr.write(`ocimount: ${err.message}\n`);
+    process.stderr.write(`ocimount: ${labelPaths(err.message)}\n`);
     process.exit(err.exitCode);
   }
-  const e = err as Error;
-  process.stderr.write(`ocimount: internal error: ${e?.stack ?? String(err)}\n`);
+  const e = err as NodeJS.ErrnoException;
+  const requireStack = (e as { requireStack?: string[] } | undefined)?.requireStack ?? [];
+  if (e?.code === 'MODULE_NOT_FOUND' && (/dist[\\/]/.test(String(e.message).split('\n')[0]) || requireStack.some((p) => /[\\/]dist[\\/]/.test(p)))) {
+    process.stderr.write('ocimount: not built: part of dist/ went missing while running (a build is running right now?): run \'npm run build\' and try again (exit 70)\n');
+    process.exit(70);
+  }
+  process.stderr.write(`ocimount: internal error: ${labelPaths(e?.stack ?? String(err))}\n`);
   process.exit(70);
+}
+
+/**
+ * A path inside the image as the user typed it, as a byte string: an absolute one as it is, a
+ * relative one (`./server`, `bin/tool`) from the config's WorkingDir, `/` when it sets none, as
+ * the container would resolve it (a Cmd of ["./server"] runs WorkingDir/server).
+ */
+export function imageArgPath(view: ImageView, typed: string): ByteString {
+  const path = nameFromText(typed);
+  if (path.startsWith('/')) return path;
+  const wd = view.image.config.config?.WorkingDir;
+  const base = typeof wd === 'string' && wd !== '' ? nameFromText(wd) : '/';
+  return `${base.replace(/\/+$/, '')}/${path}`;
 }

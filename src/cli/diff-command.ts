@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { displayName, nameToText } from '../names';
-import { ImageArchive, ImageView } from '../engine';
+import { ImageView } from '../engine';
 import { UsageError } from '../errors';
 import { stepForLayer } from '../image/history';
 import { EntryType } from '../tar/entry';
@@ -11,7 +11,8 @@ import { oneLine } from '../text';
 import { resolveLayerRef } from '../query/layer-ref';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, engineOptions, reporting, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, openArchive, openView, reporting, warnPrinter, type ImageOptions } from './common';
+import { isStdinArgument } from './archive-input';
 
 interface DiffOptions extends ImageOptions {
   layer?: string;
@@ -96,7 +97,7 @@ function entryLines(entries: DiffEntry[]): string[] {
 }
 
 async function layerDiffs(image: string, opts: DiffOptions): Promise<void> {
-  const view = await ImageView.open(image, engineOptions(opts));
+  const view = await openView(image, opts);
   try {
     const positions = opts.layer !== undefined ? [resolveLayerRef(opts.layer, view.image.layers)] : view.applied;
     const results = [];
@@ -129,10 +130,11 @@ async function layerDiffs(image: string, opts: DiffOptions): Promise<void> {
 async function imageDiff(pathA: string, pathB: string | undefined, opts: DiffOptions): Promise<void> {
   const optsA = engineOptions(opts);
   const optsB = { ...optsA, image: opts.imageB, platform: opts.platformB ?? opts.platform, layers: opts.layersB };
-  const archiveA = await ImageArchive.open(pathA, optsA);
+  if (pathB !== undefined && isStdinArgument(pathA) && isStdinArgument(pathB)) throw new UsageError('only one of the two images can come from standard input');
+  const archiveA = await openArchive(pathA, optsA);
   const archives = [archiveA];
   try {
-    const archiveB = pathB === undefined ? archiveA : await ImageArchive.open(pathB, optsB);
+    const archiveB = pathB === undefined ? archiveA : await openArchive(pathB, optsB);
     if (archiveB !== archiveA) archives.push(archiveB);
     const a = await ImageView.fromArchive(archiveA, optsA);
     const b = await ImageView.fromArchive(archiveB, optsB);

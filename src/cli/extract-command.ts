@@ -3,9 +3,9 @@ import { planExtract } from '../query/extract-plan';
 import { writeItems } from '../query/extract-write';
 import { chooseTree } from '../query/layer-ref';
 import { displayName, nameFromText } from '../names';
-import { resolvePath } from '../query/resolve';
+import { resolveExplained } from './explain';
 import { warning } from '../warnings';
-import { addImageOptions, reporting, warnPrinter, withImage, type ImageOptions } from './common';
+import { addImageOptions, imageArgPath, reporting, warnPrinter, withImage, type ImageOptions } from './common';
 
 interface ExtractOptions extends ImageOptions {
   output: string;
@@ -54,9 +54,10 @@ export function registerExtract(program: Command): Command {
         const isRoot = process.getuid?.() === 0;
         if (opts.sameOwner && !isRoot) warn(warning('other', '--same-owner needs root; files will belong to you'));
         await withImage(image, opts, async (view) => {
-          const { tree } = chooseTree(view, opts.layer);
+          const { tree, layer } = chooseTree(view, opts.layer);
           // Every path is looked up before anything is written: a typo fails the whole command cleanly.
-          const roots = paths.map((p) => resolvePath(tree, nameFromText(p), { followFinal: false }));
+          const roots: number[] = [];
+          for (const p of paths) roots.push(await resolveExplained(view, tree, imageArgPath(view, p), { followFinal: false }, { command: 'extract', archive: image, layer }));
           const items = planExtract(tree, roots);
           await writeItems(view, tree, items, opts.output, {
             sameOwner: !!opts.sameOwner && isRoot,

@@ -10,7 +10,11 @@ import { chooseTree } from '../query/layer-ref';
 import { resolvePath } from '../query/resolve';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
+import { addImageOptions, imageArgPath, reporting, withImage, type ImageOptions } from './common';
+import { resolveExplained } from './explain';
+import type { ImageView } from '../engine';
+import { occurrences } from '../query/occurrences';
+import { alignColumns } from '../query/format';
 
 interface FindOptions extends ImageOptions {
   name?: string;
@@ -23,6 +27,7 @@ interface FindOptions extends ImageOptions {
   mindepth?: string;
   print0?: boolean;
   layer?: string;
+  allLayers?: boolean;
   json?: boolean;
 }
 
@@ -61,6 +66,12 @@ Examples:
   ocimount find myapp.tar / -size +10M -print0 | xargs -0 -n1 echo
   ocimount find --layer 9 myapp.tar / -name '.wh.*'     # what layer 9 deleted
   ocimount find --json myapp.tar /usr/bin -maxdepth 1 -type l
+  ocimount find --all-layers myapp.tar / -name '*.log'  # every copy in every layer, deleted ones too
+
+--all-layers prints one line per occurrence: the layer, what the merged image makes of it, the
+path. shown: the image shows this copy (a directory: the image has it); replaced by N: a later
+layer wrote the path again; deleted by N: layer N removed it (a whiteout or opaque marker);
+whiteout: the layer's own deletion marker; not applied: --layers left the layer out.
 `;
 
 export function registerFind(program: Command): Command {
@@ -79,7 +90,8 @@ export function registerFind(program: Command): Command {
       .option('--size <[+-]N[ckMG]>', 'size more than (+N), less than (-N) or exactly N units')
       .option('--maxdepth <n>', 'descend at most N levels below PATH')
       .option('--mindepth <n>', 'print nothing above N levels below PATH')
-      .option('--layer <n|diff_id>', 'search one layer alone (its position, diff_id or a prefix of it)')
+      .addOption(new Option('--layer <n|diff_id>', 'search one layer alone (its position, diff_id or a prefix of it)').conflicts('allLayers'))
+      .addOption(new Option('--all-layers', 'every occurrence in every layer, with its layer and whether the merged image still shows it').conflicts('print0'))
       .addOption(new Option('-0, --print0', 'end each path with a NUL byte, for xargs -0').conflicts('json'))
       .option('--json', 'print a JSON array of matches (path, type, mode, size, mtime)'),
   )
@@ -87,8 +99,9 @@ export function registerFind(program: Command): Command {
     .action(
       reporting((image: string, path: string | undefined, opts: FindOptions) =>
         withImage(image, opts, async (view) => {
-          const { tree } = chooseTree(view, opts.layer);
-          const start = resolvePath(tree, nameFromText(path ?? '/'), { followFinal: false });
+          if (opts.allLayers) return findAllLayers(view, imageArgPath(view, path ?? '/'), criteria(view.merged, opts), opts);
+          const { tree, layer } = chooseTree(view, opts.layer);
+          const start = await resolveExplained(view, tree, imageArgPath(view, path ?? '/'), { followFinal: false }, { command: 'find', archive: image, layer });
           await find(tree, start, criteria(tree, opts), opts);
         }),
       ),
@@ -167,4 +180,30 @@ async function find(tree: Tree, start: number, c: FindCriteria, opts: FindOption
     }
   }
   if (pending) await writeWithBackpressure(process.stdout, Buffer.from(pending, 'latin1'));
+}
+
+async function findAllLayers(view: ImageView, start: string, c: FindCriteria, opts: FindOptions): Promise<void> {
+  const hits = occurrences(view, start, c);
+  if (opts.json) {
+    const out = hits.map((h) => {
+      const tree = view.layerTree(h.layer);
+      const st = tree.stat(h.node);
+      return {
+        layer: h.layer,
+        path: nameToText(h.path),
+        type: typeName(st.type),
+        mode: octalMode(st.mode),
+        size: st.size,
+        mtime: st.mtime,
+        mtimeNsec: st.mtimeNsec,
+        shown: h.status === 'shown',
+        status: h.status,
+        ...(h.by !== undefined && { by: h.by }),
+      };
+    });
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+  const rows = hits.map((h) => [String(h.layer), h.by !== undefined ? `${h.status} by ${h.by}` : h.status, displayName(h.path)]);
+  if (rows.length) await writeWithBackpressure(process.stdout, `${alignColumns([['LAYER', 'IN IMAGE', 'PATH'], ...rows]).join('\n')}\n`);
 }

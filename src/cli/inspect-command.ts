@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import { ImageArchive, ImageView } from '../engine';
+import { ImageView, type ImageArchive } from '../engine';
+import { loadImage } from '../image/load';
+import { platformString } from '../image/model';
 import { displayNames } from '../image/select';
 import { configSummary, historyRows, listImages, type ConfigSummary, type HistoryRow, type ImageListing } from '../query/inspect';
 import { alignColumns, humanSize, shortDigest } from '../query/format';
 import { oneLine, printableText } from '../text';
-import { addImageOptions, engineOptions, reporting, warnPrinter, type ImageOptions } from './common';
+import { addImageOptions, engineOptions, openArchive, reporting, warnPrinter, type ImageOptions } from './common';
 
 interface InspectOptions extends ImageOptions {
   json?: boolean;
@@ -36,9 +38,10 @@ export function registerInspect(program: Command): Command {
 
 async function inspect(path: string, opts: InspectOptions): Promise<void> {
   const options = engineOptions(opts);
-  const archive = await ImageArchive.open(path, options);
+  const archive = await openArchive(path, options);
   try {
     const images = listImages(archive.records);
+    await platformsFromConfigs(archive, images);
     const chosen = opts.image !== undefined || opts.platform !== undefined || archive.records.length === 1;
     if (!chosen) {
       if (!opts.quiet) archive.files.warnings.forEach(warnPrinter(false));
@@ -83,6 +86,23 @@ async function inspect(path: string, opts: InspectOptions): Promise<void> {
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     await archive.close();
+  }
+}
+
+/**
+ * An index or manifest.json often leaves the platform out (docker save never writes it); the
+ * config has it. Each image without one gets its config's (configs are small: nothing else is read).
+ */
+async function platformsFromConfigs(archive: ImageArchive, images: ImageListing[]): Promise<void> {
+  for (const listing of images) {
+    if (listing.platform) continue;
+    const record = archive.records[listing.position];
+    try {
+      const { config } = await loadImage(archive.files, record);
+      listing.platform = platformString({ os: config.os, architecture: config.architecture, variant: config.variant }) || null;
+    } catch {
+      /* an unreadable config is reported when the image is chosen */
+    }
   }
 }
 

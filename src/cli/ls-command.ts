@@ -5,9 +5,10 @@ import { displayPath } from '../query/format';
 import { chooseTree } from '../query/layer-ref';
 import { directoryRows, longLines, nodeRow, recursiveGroups, rowJson, type ListRow } from '../query/listing';
 import { imagePath, resolvePath } from '../query/resolve';
+import { resolveExplained } from './explain';
 import { writeWithBackpressure } from '../query/sink';
 import type { Tree } from '../union/tree';
-import { addImageOptions, reporting, withImage, type ImageOptions } from './common';
+import { addImageOptions, imageArgPath, reporting, withImage, type ImageOptions } from './common';
 
 interface LsOptions extends ImageOptions {
   long?: boolean;
@@ -57,7 +58,12 @@ export function registerLs(program: Command): Command {
     .addHelpText('after', HELP)
     .action(
       reporting((image: string, path: string | undefined, opts: LsOptions) =>
-        withImage(image, opts, (view) => list(chooseTree(view, opts.layer).tree, nameFromText(path ?? '/'), opts)),
+        withImage(image, opts, async (view) => {
+          const { tree, layer } = chooseTree(view, opts.layer);
+          const p = imageArgPath(view, path ?? '/');
+          await resolveExplained(view, tree, p, { followFinal: false }, { command: 'ls', archive: image, layer });
+          await list(tree, p, opts);
+        }),
       ),
     );
 }

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { misspeltCommand } from './typo';
 import * as fs from 'node:fs';
 import { nameToText } from '../names';
 import { quietOnClosedStdout } from '../query/sink';
@@ -23,6 +24,9 @@ export async function main(argv: string[]): Promise<void> {
 IMAGE is a docker save / podman save / skopeo / kaniko tar, an oci-archive, an OCI layout folder,
 or any of those gzip-, zstd- or xz-compressed, or docker://HOST/REPO:TAG (an image in a registry,
 read lazily). Run 'ocimount COMMAND --help' for each command.
+or any of those gzip-, zstd- or xz-compressed; '-' reads it from standard input (mount-free
+commands). Paths inside the image that do not start with / are taken from the config's
+WorkingDir. Run 'ocimount COMMAND --help' for each command.
 
 Examples:
   ocimount image.tar /mnt/img                 mount it (rootfs/, layers/, config.json, history)
@@ -31,11 +35,24 @@ Examples:
   ocimount cat image.tar /app/trace.log       one file, no mount needed
   ocimount blame image.tar /usr/bin/tool      which layer (and which command) put it there
   ocimount extract image.tar /app -o out/     copy a subtree out, safely
+  docker save app:1 | ocimount cat - /app/trace.log    the archive from standard input (-)
+  ocimount efficiency image.tar --lowest-efficiency 0.95    dive's efficiency, as a CI gate
+  ocimount list                               your active mounts; ocimount umount --all ends them
   ocimount demo && ocimount inspect /tmp/ocimount-demo.tar   try it on the built-in demo image
   ocimount cat docker://localhost:5000/app:1.0 /etc/os-release   straight from a registry
 
-Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4 this machine
-(no FUSE, /dev/fuse not permitted, no fusermount, addon not built, mountpoint busy or dead).`,
+Exit codes:
+  0   ok
+  1   not found: a path, an image, a layer (--layer 99 and --layers 9 alike), an output path
+      that cannot be written; efficiency: a gate failed
+  2   usage error: a misspelt command or option, a value that does not parse, a mountpoint that
+      does not exist or is not a directory, a mount of standard input
+  3   the archive is unreadable or invalid
+  4   this machine cannot do it: no /dev/fuse (modprobe fuse), /dev/fuse not permitted for this
+      user (a permission problem), no fusermount, the FUSE addon not built or libfuse missing,
+      a mountpoint already mounted, left dead or not empty (--nonempty), a refused mount/unmount
+  70  ocimount itself: not built (dist/ missing: a checkout before 'npm run build', or while a
+      build runs), or an internal error (a bug: please report it with the message)`,
     );
   registerMount(program);
   registerDemo(program);
@@ -51,8 +68,14 @@ Exit codes: 0 ok, 1 not found, 2 usage error, 3 unreadable or invalid archive, 4
       reportAndExit(err);
     }
   });
+  const args = exactArgv(argv);
+  const typo = misspeltCommand(program, args.slice(2));
+  if (typo) {
+    process.stderr.write(`ocimount: ${typo} (see ocimount --help)\n`);
+    process.exit(2);
+  }
   try {
-    await program.parseAsync(exactArgv(argv));
+    await program.parseAsync(args);
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exit(err.exitCode === 0 ? 0 : 2);

@@ -9,11 +9,17 @@ import { checkMountpoint, loadFuse, mountImage, unmountPath, type ActiveMount } 
 import { describeRecord } from '../image/select';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 import { terminalProgress } from './progress';
+import { isStdinArgument } from './archive-input';
+import { listMounts, mountKey, privateDir, recordPath, removeRecord, writeRecord, type MountRecord } from '../fuse/registry';
+import { alignColumns } from '../query/format';
+import { printableText } from '../text';
+import { layerRanges } from '../fuse/namespace';
 
 interface MountCliOptions extends ImageOptions {
   foreground?: boolean;
   rootfsOnly?: boolean;
   allowOther?: boolean;
+  nonempty?: boolean;
   log?: string;
 }
 
@@ -60,11 +66,13 @@ export function registerMount(program: Command): void {
       .option('-f, --foreground', 'stay attached; Ctrl-C unmounts')
       .option('--rootfs-only', 'show the merged tree itself at the mountpoint')
       .option('--allow-other', 'let other users access the mount (image permissions then apply)')
+      .option('--nonempty', 'mount over a folder that is not empty (its files are hidden while mounted)')
       .option('--log <file>', 'where the server writes its log (default: a file in the temp dir, named when mounted)'),
   )
     .addHelpText('after', MOUNT_HELP)
     .action(async (image: string, mountpoint: string, opts: MountCliOptions) => {
       try {
+        refuseStream(image);
         if (opts.foreground || process.send) await serve(image, mountpoint, opts);
         else await startInBackground(image, mountpoint, opts);
       } catch (err) {
@@ -77,18 +85,116 @@ export function registerMount(program: Command): void {
     });
 
   program
-    .command('umount <mountpoint>')
+    .command('umount [mountpoint]')
     .alias('unmount')
-    .description('unmount an ocimount mount (also cleans a dead one: "Transport endpoint is not connected")')
+    .description('unmount an ocimount mount (also cleans a dead one: "Transport endpoint is not connected"), or --all of them')
     .option('-z, --lazy', 'detach now even if busy; the kernel finishes when it is no longer used')
-    .addHelpText('after', '\nExamples:\n  ocimount umount /mnt/img\n  ocimount umount --lazy /mnt/img   # busy, e.g. a shell still cd\'d inside\n')
-    .action(async (mountpoint: string, opts: { lazy?: boolean }) => {
+    .option('-a, --all', 'unmount every ocimount mount (see ocimount list)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ocimount umount /mnt/img\n  ocimount umount --lazy /mnt/img   # busy, e.g. a shell still cd\'d inside\n  ocimount umount --all             # every mount ocimount list shows\n',
+    )
+    .action(async (mountpoint: string | undefined, opts: { lazy?: boolean; all?: boolean }) => {
       try {
+        if (opts.all) {
+          if (mountpoint !== undefined) throw new UsageError('give a mountpoint or --all, not both');
+          await unmountAll(!!opts.lazy);
+          return;
+        }
+        if (mountpoint === undefined) throw new UsageError("missing the mountpoint (or --all for every ocimount mount)");
         await unmountPath(mountpoint, !!opts.lazy);
+        await waitForServer(mountpoint);
       } catch (err) {
         reportAndExit(err);
       }
     });
+
+  program
+    .command('list')
+    .description('show your active ocimount mounts: mountpoint, archive, image, layers, server pid')
+    .option('--json', 'print a JSON array')
+    .addHelpText('after', '\nExamples:\n  ocimount list\n  ocimount list --json | jq -r \'.[].mountpoint\'\n  ocimount umount --all             # end them all\n')
+    .action(async (opts: { json?: boolean }) => {
+      try {
+        const mounts = listMounts();
+        if (opts.json) {
+          const rows = mounts.map((m) => ({ mountpoint: m.mountpoint, archive: m.record.archive, image: m.record.image, layers: m.record.layers, pid: m.record.pid, log: m.record.log ?? null }));
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        if (mounts.length === 0) {
+          process.stdout.write('no ocimount mounts\n');
+          return;
+        }
+        const rows = mounts.map((m) => [m.mountpoint, m.record.archive, m.record.image, m.record.layers, String(m.record.pid)].map((c) => printableText(c)));
+        process.stdout.write(`${alignColumns([['MOUNTPOINT', 'ARCHIVE', 'IMAGE', 'LAYERS', 'PID'], ...rows]).join('\n')}\n`);
+      } catch (err) {
+        reportAndExit(err);
+      }
+    });
+}
+
+/** Unmounts every ocimount mount; one failure does not stop the others, but makes the exit code. */
+async function unmountAll(lazy: boolean): Promise<void> {
+  const mounts = listMounts();
+  if (mounts.length === 0) {
+    process.stdout.write('no ocimount mounts\n');
+    return;
+  }
+  let failure: unknown;
+  for (const m of mounts) {
+    try {
+      await unmountPath(m.mountpoint, lazy);
+      process.stdout.write(`unmounted ${printableText(m.mountpoint)}\n`);
+    } catch (err) {
+      failure ??= err;
+      process.stderr.write(`ocimount: ${(err as Error).message}\n`);
+    }
+  }
+  for (const m of mounts) await waitForServer(m.mountpoint, m.record.pid);
+  if (failure) throw failure;
+}
+
+/**
+ * After an unmount the server notices within a second and ends, removing its record and own
+ * log; waiting for that (a few seconds at most) means a script that unmounts and then looks
+ * finds nothing left behind.
+ */
+async function waitForServer(mountpoint: string, pid?: number): Promise<void> {
+  const record = (() => {
+    try {
+      return JSON.parse(fs.readFileSync(recordPath(mountpoint), 'utf8')) as MountRecord;
+    } catch {
+      return undefined;
+    }
+  })();
+  const server = pid ?? record?.pid;
+  if (server === undefined) return;
+  for (let i = 0; i < 50; i++) {
+    try {
+      process.kill(server, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A mount serves reads for as long as it is up, from an archive it can read at random and open
+ * again (the background server is a new process): standard input and pipes are neither.
+ */
+function refuseStream(image: string): void {
+  let stream = isStdinArgument(image);
+  try {
+    const st = fs.statSync(image);
+    stream ||= st.isFIFO() || st.isCharacterDevice() || st.isSocket();
+  } catch {
+    /* missing: the open says so */
+  }
+  if (stream) {
+    throw new UsageError(`${image}: a mount cannot serve an archive from standard input or a pipe; save it to a file first (docker save -o image.tar IMAGE), or use the mount-free commands (ocimount cat - PATH, ls, find, extract)`);
+  }
 }
 
 /**
@@ -98,14 +204,7 @@ export function registerMount(program: Command): void {
  * following symlinks.
  */
 function defaultLogPath(mountpoint: string): string {
-  const uid = process.getuid?.() ?? 0;
-  const dir = path.join(os.tmpdir(), `ocimount-${uid}`);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = fs.lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
-    throw new EnvironmentError(`${dir}: not a private folder of yours (made by someone else?); choose a log file with --log FILE`);
-  }
-  return path.join(dir, `${path.resolve(mountpoint).replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
+  return path.join(privateDir(), `${mountKey(mountpoint)}.log`);
 }
 
 function openLog(logPath: string): number {
@@ -123,12 +222,15 @@ function openLog(logPath: string): number {
  */
 async function startInBackground(image: string, mountpoint: string, opts: MountCliOptions): Promise<void> {
   loadFuse();
-  checkMountpoint(mountpoint);
+  checkMountpoint(mountpoint, { nonempty: opts.nonempty });
   const logPath = opts.log ?? defaultLogPath(mountpoint);
   const logFd = openLog(logPath);
   const progress = opts.quiet ? undefined : terminalProgress();
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
     detached: true,
+    // The server records its log in the mount's record, and removes the log with it when
+    // ocimount chose it (not a --log file of the user's).
+    env: { ...process.env, OCIMOUNT_SERVER_LOG: path.resolve(logPath), OCIMOUNT_SERVER_OWN_LOG: opts.log ? '0' : '1' },
     stdio: ['ignore', logFd, logFd, 'ipc'],
   });
   fs.closeSync(logFd);
@@ -153,7 +255,11 @@ async function startInBackground(image: string, mountpoint: string, opts: MountC
     process.stdout.write(`${outcome.ready}\nserver pid ${child.pid}, log ${logPath}; unmount with: ocimount umount ${mountpoint}\n`);
     return;
   }
-  if ('error' in outcome) throw userErrorFor(outcome.code, outcome.error);
+  if ('error' in outcome) {
+    // The error is said here; a log of ocimount's own choosing has nothing more to tell.
+    if (!opts.log) fs.rmSync(logPath, { force: true });
+    throw userErrorFor(outcome.code, outcome.error);
+  }
   throw new EnvironmentError(`the mount server exited (code ${outcome.exited}) before the mount was ready; see ${logPath}`);
 }
 
@@ -182,6 +288,11 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   let view: ImageView | undefined;
   let active: ActiveMount | undefined;
   let ending = false;
+  const record: Pick<MountRecord, 'mountpoint' | 'log' | 'ownLog' | 'pid'> = {
+    mountpoint: path.resolve(mountpoint),
+    pid: process.pid,
+    ...(process.send && process.env.OCIMOUNT_SERVER_LOG && { log: process.env.OCIMOUNT_SERVER_LOG, ownLog: process.env.OCIMOUNT_SERVER_OWN_LOG === '1' }),
+  };
   const end = async (why: string) => {
     if (ending) return;
     ending = true;
@@ -189,6 +300,7 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
       log(`${why}: unmounting ${mountpoint}`);
       await active.unmount();
       log('unmounted');
+      removeRecord(record);
     }
     await view?.close().catch(() => undefined);
     process.exit(0);
@@ -197,11 +309,17 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   view = await openView(image, opts, { onWarning: tell('warning'), onNote: tell('note'), ...(process.send && { onProgress: toParent }) });
   if (ending) return;
   watchArchive(view, log); // before mounting: the first read may already find the archive changed
-  active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, log });
+  active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, nonempty: opts.nonempty, log, layersNote: opts.layers });
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
   const what = describeRecord(view.image.record).replace(/^\d+: /, '');
-  const ready = `mounted ${image} (${what}, ${view.layers.length} layers, ${view.merged.nodeCount} paths) at ${mountpoint}`;
+  const layers = appliedText(view, opts.layers);
+  const ready = `mounted ${image} (${what}, ${layers}, ${view.merged.nodeCount} paths) at ${mountpoint}`;
+  try {
+    writeRecord({ ...record, archive: path.resolve(image), image: what, layers, started: new Date().toISOString() });
+  } catch (err) {
+    log(`cannot write the mount's record for ocimount list: ${(err as Error).message}`);
+  }
   if (process.send) {
     log(ready);
     notify({ ready });
@@ -211,8 +329,16 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   }
   await active.gone;
   log(`${mountpoint} was unmounted from outside`);
+  removeRecord(record);
   await view.close().catch(() => undefined);
   process.exit(0);
+}
+
+/** `14 layers`, or with --layers: `layers 0-2 of 0-13 applied (--layers ..2)`. */
+function appliedText(view: ImageView, spec: string | undefined): string {
+  const n = view.layers.length;
+  if (view.applied.length === n) return `${n} layers`;
+  return `layers ${layerRanges(view.applied) || 'none'} of 0-${n - 1} applied (--layers ${spec})`;
 }
 
 /**

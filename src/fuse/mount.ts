@@ -16,6 +16,10 @@ export interface MountOptions {
   rootfsOnly?: boolean;
   /** Let other users see the mount; the kernel then enforces the image's modes and owners. */
   allowOther?: boolean;
+  /** Mount over a folder that has files in it (libfuse 2's `-o nonempty`); they are hidden while mounted. */
+  nonempty?: boolean;
+  /** The --layers text, for the mount's history file. */
+  layersNote?: string;
   log: (message: string) => void;
 }
 
@@ -89,7 +93,7 @@ function unescapeMountPath(s: string): string {
  * says what to do. (fuse-native's own errors are terse, and a failed mount can leave a dead
  * mountpoint behind.)
  */
-export function checkMountpoint(mnt: string): void {
+export function checkMountpoint(mnt: string, opts: { nonempty?: boolean } = {}): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(mnt);
@@ -105,15 +109,51 @@ export function checkMountpoint(mnt: string): void {
   }
   if (!st.isDirectory()) throw new UsageError(`${mnt}: mountpoint is not a directory`);
   if (isMounted(mnt)) throw new EnvironmentError(`${mnt}: something is already mounted there (unmount it first: ocimount umount ${mnt})`);
+  if (!opts.nonempty) {
+    let count = 0;
+    try {
+      count = fs.readdirSync(mnt).length;
+    } catch {
+      /* unreadable: the mount itself will say */
+    }
+    // libfuse 2 refuses a non-empty mountpoint with only "fuse failed".
+    if (count > 0) {
+      throw new EnvironmentError(`${mnt}: mountpoint is not empty (${count} ${count === 1 ? 'entry' : 'entries'}); mount on an empty folder, or add --nonempty to hide what is there while mounted`);
+    }
+  }
+  checkDevFuse();
+  if (!findFusermount()) throw fusermountMissing();
+}
+
+/**
+ * /dev/fuse must exist (the module is loaded, or a container was given the device) and be
+ * readable and writable by this user: the two have different remedies, so they are told apart.
+ */
+export function checkDevFuse(device = '/dev/fuse'): void {
   try {
-    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+    fs.accessSync(device, fs.constants.R_OK | fs.constants.W_OK);
+    return;
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      let owner = '';
+      try {
+        const st = fs.statSync(device);
+        owner = ` (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, uid ${st.uid}, gid ${st.gid})`;
+      } catch {
+        /* only the detail is lost */
+      }
+      const uid = process.getuid?.() ?? -1;
+      throw new EnvironmentError(
+        `${device}: permission denied for uid ${uid}${owner}: a permission problem, not a missing module; ask an administrator for access (chmod 0666 ${device} is the usual setting, or a group that may use it), or use the mount-free commands (ocimount ls, cat, extract)`,
+        { cause: err },
+      );
+    }
     throw new EnvironmentError(
-      '/dev/fuse is not available: load the module (modprobe fuse), or in a container run with --device /dev/fuse --cap-add SYS_ADMIN; without FUSE, use the mount-free commands (ocimount ls, cat, extract)',
+      `${device} is not available: load the module (modprobe fuse), or in a container run with --device /dev/fuse --cap-add SYS_ADMIN; without FUSE, use the mount-free commands (ocimount ls, cat, extract)`,
       { cause: err },
     );
   }
-  if (!findFusermount()) throw fusermountMissing();
 }
 
 export interface ActiveMount {
@@ -131,8 +171,8 @@ export interface ActiveMount {
  */
 export async function mountImage(view: ImageView, mnt: string, opts: MountOptions): Promise<ActiveMount> {
   const Fuse = loadFuse();
-  checkMountpoint(mnt);
-  const ns = new Namespace(view, { rootfsOnly: opts.rootfsOnly });
+  checkMountpoint(mnt, { nonempty: opts.nonempty });
+  const ns = new Namespace(view, { rootfsOnly: opts.rootfsOnly, layersNote: opts.layersNote });
   // The native side keeps recent listings (names, stats, plain files' byte spans) and answers
   // LOOKUP, READDIR and READ of those itself, without a hop onto this thread (native/fuse,
   // "answer cache"); JS then needs only a small listing cache of its own.
@@ -140,7 +180,7 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
   let served: FuseInstance | undefined;
   const ops = makeOps(ns, view, { log: opts.log, spanFile: (file) => served?.spanFile(file.fd, file.identity()) ?? 0, readdirCacheEntries: 100_000 });
   const label = path.basename(view.archive.files.location).replace(/[^A-Za-z0-9._:@+-]/g, '_').slice(0, 100) || 'image';
-  const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : []), ...extraFuseOptions()];
+  const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : []), ...(opts.nonempty ? ['nonempty'] : []), ...extraFuseOptions()];
   const fuse = new Fuse(mnt, ops, {
     fsname: [`ocimount:${label}`, ...extra].join(','),
     subtype: 'ocimount',

@@ -38,6 +38,8 @@ export type Resolved =
 export interface NamespaceOptions {
   /** Show the merged tree at the mount root and nothing else. */
   rootfsOnly?: boolean;
+  /** The --layers text, said in the history file. */
+  layersNote?: string;
 }
 
 export class Namespace {
@@ -80,7 +82,7 @@ export class Namespace {
         ['layers', { kind: 'virtual', ino: ino++, type: EntryType.Directory, children: layersDir }],
         ['config.json', file(prettyJson(view.image.configBytes))],
         ['manifest.json', file(prettyJson(view.image.manifestBytes))],
-        ['history', file(historyText(view))],
+        ['history', file(historyText(view, opts.layersNote))],
       ]),
     };
   }
@@ -169,12 +171,33 @@ function prettyJson(bytes: Buffer): string {
   }
 }
 
-/** One line per layer: position, diff_id, size, the build step that made it. */
-export function historyText(view: ImageView): string {
+/**
+ * One line per layer: position, diff_id, size, the build step that made it. With --layers, a
+ * first comment line says which layers rootfs/ applies, and the position of each layer left out
+ * carries a `*` (as in `ocimount inspect`).
+ */
+export function historyText(view: ImageView, layersNote?: string): string {
+  const applied = new Set(view.applied);
+  const partial = applied.size !== view.layers.length;
   const lines = view.layers.map((l, i) => {
     const step = stepForLayer(view.image.history, i);
     const size = l.compression === 'none' ? l.storedSize : l.stream.size;
-    return `${i}\t${l.descriptor.diffId}\t${size}\t${(step?.createdBy ?? '').replace(/\s+/g, ' ').trim()}`;
+    return `${i}${applied.has(i) ? '' : '*'}\t${l.descriptor.diffId}\t${size}\t${(step?.createdBy ?? '').replace(/\s+/g, ' ').trim()}`;
   });
-  return `# position\tdiff_id\tsize\tcreated_by\n${lines.join('\n')}\n`;
+  const note = partial
+    ? `# rootfs/ applies layers ${layerRanges(view.applied) || 'none'} of 0-${view.layers.length - 1}${layersNote ? ` (--layers ${layersNote})` : ''}; * marks a layer not applied\n`
+    : '';
+  return `${note}# position\tdiff_id\tsize\tcreated_by\n${lines.join('\n')}\n`;
+}
+
+/** `0-2,5`: sorted positions as ranges. */
+export function layerRanges(positions: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < positions.length; ) {
+    let j = i;
+    while (j + 1 < positions.length && positions[j + 1] === positions[j] + 1) j++;
+    out.push(i === j ? String(positions[i]) : `${positions[i]}-${positions[j]}`);
+    i = j + 1;
+  }
+  return out.join(',');
 }

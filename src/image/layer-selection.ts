@@ -1,4 +1,4 @@
-import { UsageError } from '../errors';
+import { NotFoundError, UsageError } from '../errors';
 
 /**
  * `--layers` syntax, a comma list: `N` (layer N), `A-B` (A to B), `..B` (the image as it stood
@@ -13,7 +13,8 @@ export function parseLayerSelection(spec: string, layerCount: number): number[] 
   const num = (s: string, whole: string): number => {
     if (!/^\d+$/.test(s)) throw new UsageError(`--layers ${whole}: ${JSON.stringify(s)} is not a layer position`);
     const n = Number(s);
-    if (n > top) throw new UsageError(`--layers ${whole}: layer ${n} does not exist (the image has layers 0-${top})`);
+    // A position past the top is the image's answer, as for --layer 99: not found (exit 1).
+    if (n > top) throw new NotFoundError(`--layers ${whole}: layer ${n} does not exist (the image has layers 0-${top})`);
     return n;
   };
   for (const raw of spec.split(',')) {

@@ -36,6 +36,10 @@ export interface ResolveOptions {
  */
 export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions): number {
   const shown = displayName(displayPath(imagePath(userPath)));
+  // A trailing slash (`/app/trace.log/`) asks for a directory, and follows a final symlink to
+  // one, as the kernel's path walk does.
+  const mustBeDir = /\/\.?$/.test(userPath);
+  const followFinal = opts.followFinal || mustBeDir;
   const pending = userPath.split('/').reverse();
   let node = 0;
   let hops = 0;
@@ -50,7 +54,7 @@ export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions):
     const child = tree.child(node, part);
     if (child < 0) throw new NotFoundError(`${shown}: no such file or directory in the image`);
     const last = !pending.some((p) => p !== '' && p !== '.');
-    if (tree.type(child) === EntryType.Symlink && (!last || opts.followFinal)) {
+    if (tree.type(child) === EntryType.Symlink && (!last || followFinal)) {
       if (++hops > MAX_SYMLINK_HOPS) throw new NotFoundError(`${shown}: too many levels of symbolic links in the image`);
       const target = tree.symlinkTarget(child) ?? '';
       if (target.startsWith('/')) node = 0;
@@ -59,6 +63,7 @@ export function resolvePath(tree: Tree, userPath: string, opts: ResolveOptions):
     }
     node = child;
   }
+  if (mustBeDir && !tree.isDir(node)) throw new NotFoundError(`${shown === '/' ? '' : shown}/: not a directory (it is a ${typeWords(tree.type(node))})`);
   return node;
 }
 
