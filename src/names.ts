@@ -13,10 +13,6 @@ export function nameBytes(name: ByteString): Buffer {
   return Buffer.from(name, 'latin1');
 }
 
-export function byteLength(name: ByteString): number {
-  return name.length;
-}
-
 // eslint-disable-next-line no-control-regex
 const ASCII = /^[\x00-\x7f]*$/;
 
