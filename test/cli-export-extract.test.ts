@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as tarStream from 'tar-stream';
 import { buildArchive } from './helpers/archive-builder';
-import { BIN, FIXTURES, ocimount, run, tempDir, withMount, type RunResult } from './helpers/mount-harness';
+import { BIN, FIXTURES, ocimount, run, withMount, type RunResult } from './helpers/mount-harness';
+import { assertError, lines, scratchDirs } from './helpers/cli-checks';
 
 /*
  * export and extract, run as child processes and checked against a real FUSE mount of the same
@@ -17,25 +18,7 @@ const DIVE = path.join(FIXTURES, 'dive-legacy-whiteouts.tar');
 const OVERWRITTEN = path.join(FIXTURES, 'ggcr-overwritten-file.tar');
 const IS_ROOT = process.getuid?.() === 0;
 
-const cleanup: string[] = [];
-after(() => cleanup.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-
-function scratch(prefix: string): string {
-  const dir = tempDir(prefix);
-  cleanup.push(dir);
-  return dir;
-}
-
-function lines(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '');
-}
-
-function assertError(r: RunResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
-  assert.equal(lines(r.stderr).length, 1, `one line on stderr: ${r.stderr}`);
-  assert.match(r.stderr, /^ocimount: /);
-  assert.match(r.stderr, pattern);
-}
+const scratch = scratchDirs();
 
 /**
  * Every path below `dir` with type, mode, owner, size, whole-second mtime, link count and link

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { buildArchive } from './helpers/archive-builder';
-import { FIXTURES, ocimount, tempDir, type RunResult } from './helpers/mount-harness';
+import { FIXTURES, ocimount } from './helpers/mount-harness';
+import { assertError, lines, scratchDirs } from './helpers/cli-checks';
 
 /*
  * blame and diff, run as child processes: which layers touched a path, what each layer changed,
@@ -18,24 +19,11 @@ const ONE = path.join(FIXTURES, 'ggcr-legacy-one-layer.tar');
 const OVERWRITTEN = path.join(FIXTURES, 'ggcr-overwritten-file.tar');
 const WHITEOUT_FILE = path.join(FIXTURES, 'ggcr-whiteout-file.tar');
 
-const cleanup: string[] = [];
-after(() => cleanup.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-
-function lines(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '');
-}
+const scratch = scratchDirs();
 
 /** Table rows with their padding squeezed to one space, so assertions read like the columns. */
 function rows(text: string): string[] {
   return lines(text).map((l) => l.replace(/ {2,}/g, ' '));
-}
-
-function assertError(r: RunResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
-  assert.equal(r.stdout, '');
-  assert.equal(lines(r.stderr).length, 1, `one line on stderr: ${r.stderr}`);
-  assert.match(r.stderr, /^ocimount: /);
-  assert.match(r.stderr, pattern);
 }
 
 /** Two one-layer images with the same paths: one file differs only in its bytes, one only in mode. */
@@ -44,8 +32,7 @@ let imgB: string;
 /** An opaque directory: layer 1 empties /d of what layer 0 put there and adds one file. */
 let opaque: string;
 before(async () => {
-  const dir = tempDir('cli-history');
-  cleanup.push(dir);
+  const dir = scratch('cli-history');
   imgA = path.join(dir, 'a.tar');
   imgB = path.join(dir, 'b.tar');
   opaque = path.join(dir, 'opaque.tar');
@@ -237,8 +224,7 @@ describe('blame and diff: one definition of a change', () => {
    */
   let img: string;
   before(async () => {
-    const dir = tempDir('cli-change');
-    cleanup.push(dir);
+    const dir = scratch('cli-change');
     img = path.join(dir, 'changes.tar');
     const later = new Date('2024-06-01T00:00:00Z');
     await buildArchive(img, {

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { buildArchive } from './helpers/archive-builder';
-import { BIN, FIXTURES, ocimount, run, tempDir, type RunResult } from './helpers/mount-harness';
+import { BIN, FIXTURES, ocimount, run } from './helpers/mount-harness';
+import { assertError, lines, scratchDirs } from './helpers/cli-checks';
 
 /*
  * inspect, ls, cat and find, each run as a child process (`ocimount …`) over real archives, with
@@ -16,21 +17,7 @@ const DIVE = path.join(FIXTURES, 'dive-legacy-whiteouts.tar');
 const TWO = path.join(FIXTURES, 'ggcr-legacy-two-images.tar');
 const OVERWRITTEN = path.join(FIXTURES, 'ggcr-overwritten-file.tar');
 
-const cleanup: string[] = [];
-after(() => cleanup.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-
-function lines(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '');
-}
-
-/** Errors are one line on stderr, prefixed `ocimount: `, with the promised exit code and no stdout. */
-function assertError(r: RunResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
-  assert.equal(r.stdout, '');
-  assert.equal(lines(r.stderr).length, 1, `one line on stderr: ${r.stderr}`);
-  assert.match(r.stderr, /^ocimount: /);
-  assert.match(r.stderr, pattern);
-}
+const scratch = scratchDirs();
 
 /** The CLI's stdout as bytes, for content that is not text. */
 function ocimountBytes(args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
@@ -44,8 +31,7 @@ function ocimountBytes(args: string[]): Promise<{ code: number; stdout: Buffer; 
 /** A small image with what the fixtures lack: symlink loops and links that point above the root. */
 let crafted: string;
 before(async () => {
-  const dir = tempDir('cli-query');
-  cleanup.push(dir);
+  const dir = scratch('cli-query');
   crafted = path.join(dir, 'crafted.tar');
   await buildArchive(crafted, {
     layout: 'docker-legacy',
@@ -153,8 +139,7 @@ describe('ocimount inspect', { concurrency: 4 }, () => {
   it('exit codes: 1 for an image the archive lacks, 3 for a missing or unreadable archive, 2 for usage', async () => {
     assertError(await ocimount(['inspect', '--image', 'nope:1', TWO]), 1, /no image "nope:1"/);
     assertError(await ocimount(['inspect', path.join(FIXTURES, 'no-such.tar')]), 3, /no such file or directory/);
-    const junk = path.join(tempDir('junk'), 'junk.tar');
-    cleanup.push(path.dirname(junk));
+    const junk = path.join(scratch('junk'), 'junk.tar');
     fs.writeFileSync(junk, 'this is not an image archive\n'.repeat(40));
     assert.equal((await ocimount(['inspect', junk])).code, 3);
     assertError(await ocimount(['inspect', '--frobnicate', DIVE]), 2, /unknown option '--frobnicate'/);
@@ -240,8 +225,7 @@ describe('ocimount ls', { concurrency: 4 }, () => {
 
 describe('ocimount cat', { concurrency: 4 }, () => {
   it('writes file bytes exactly (binary, through a hard link), several files in order', async () => {
-    const layerDir = tempDir('layer0');
-    cleanup.push(layerDir);
+    const layerDir = scratch('layer0');
     // The bottom layer alone, extracted by GNU tar: an independent copy of /bin/ls (busybox).
     const manifest = JSON.parse((await run('tar', ['-xOf', DIVE, 'manifest.json'])).stdout);
     await run('tar', ['-xf', DIVE, '-C', layerDir, manifest[0].Layers[0]]);
