@@ -1,11 +1,12 @@
 import * as path from 'node:path';
 import { ArchiveError, type ArchiveFiles } from '../archive/archive-files';
-import { locatedMessage } from '../errors';
+import { locatedMessage, UserError } from '../errors';
 import { detectTarCompression, isTarCompression, type CacheKeys, type TarCompression, type TarIndexer } from '../archive/tar-indexer';
 import { cacheKey, sampleDigest } from '../cache/index-cache';
 import type { ByteSource } from '../io/byte-source';
 import type { LayerDescriptor } from '../image/model';
 import type { TarIndex } from '../tar/tar-index';
+import { openEstargz } from './estargz';
 
 export type Compression = TarCompression;
 
@@ -36,13 +37,28 @@ export interface IndexedLayer {
  * whole, so its index is also tied to this archive file (path, size, mtime): it serves later
  * mounts of the same archive, never another one.
  */
-export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexer: TarIndexer): Promise<IndexedLayer> {
+export interface IndexLayerOptions {
+  /**
+   * Read an eStargz layer through its TOC where the archive fetches layers lazily (default:
+   * yes); off for --verify, which hashes the whole uncompressed tar.
+   */
+  toc?: boolean;
+}
+
+export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexer: TarIndexer, opts: IndexLayerOptions = {}): Promise<IndexedLayer> {
   const blob = await files.open(d.blobPath);
   const kind = await detectTarCompression(blob);
   const what = `layer ${d.position} (${d.diffId})`;
   if (!isTarCompression(kind)) {
     const why = kind === 'unknown' ? 'neither a tar nor in a known compression' : `${kind}-compressed, which layers cannot be`;
     throw new ArchiveError(`${files.location}: ${what} is ${why}`);
+  }
+  if (kind === 'gzip' && opts.toc !== false && files.layerAnnotations) {
+    const lazy = await openEstargz(blob, files.layerAnnotations(d.blobPath), what, indexer.log, `estargz:${d.digest ?? d.blobPath}`).catch((err: Error) => {
+      if (err instanceof UserError) throw err;
+      throw new ArchiveError(`${files.location}: ${locatedMessage(err, what)}`, { cause: err });
+    });
+    if (lazy) return { descriptor: d, compression: kind, blob, stream: lazy.stream, index: lazy.index, storedSize: blob.size, warnings: lazy.warnings };
   }
   const claimed = kind !== 'none' && d.digest?.startsWith('sha256:') ? d.digest : undefined;
   const keys = indexer.cache ? await cacheKeys(files, d, kind, blob, claimed) : undefined;
