@@ -100,7 +100,7 @@ export function readTar(tar: Buffer): TarMember[] {
       const xattrs: Record<string, Buffer> = {};
       for (const [k, v] of pax) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice(13)] = v;
       out.push({
-        raw: Buffer.from(tar.subarray(start, pos + 512)),
+        raw: tar.subarray(start, pos + 512),
         name,
         typeflag,
         size: realSize,
@@ -112,7 +112,7 @@ export function readTar(tar: Buffer): TarMember[] {
         devmajor: num(h, 329, 8),
         devminor: num(h, 337, 8),
         xattrs,
-        data: Buffer.from(tar.subarray(pos + 512, pos + 512 + realSize)),
+        data: tar.subarray(pos + 512, pos + 512 + realSize),
       });
       pax = new Map();
       longName = longLink = undefined;
