@@ -7,7 +7,7 @@ import * as zlib from 'node:zlib';
 import { buildArchive, layerTar, type EntrySpec } from './helpers/archive-builder';
 import { toEstargz, writeEstargzLayout, type Estargz } from './helpers/estargz';
 import { run, tempDir, withMount } from './helpers/mount-harness';
-import { pushLayout, startFaultProxy, startRegistry, type FaultProxy, type Registry } from './helpers/registry';
+import { pushLayout, skopeoCopy, startFaultProxy, startRegistry, type FaultProxy, type Registry } from './helpers/registry';
 
 /*
  * eStargz images (written by test/helpers/estargz.ts as stargz-snapshotter writes them) pushed
@@ -184,5 +184,32 @@ describe('an eStargz image from a registry', { timeout: 600_000 }, () => {
       assert.ok(fs.readFileSync(path.join(m.mnt, 'rootfs', 'data', 'big2')).equals(bigs[2]));
       assert.match(m.stderr(), /annotated as eStargz but has no eStargz footer; reading it whole/);
     });
+  });
+});
+
+describe('a zstd:chunked image from a registry (written by skopeo)', { timeout: 600_000 }, () => {
+  before(async () => {
+    await buildArchive(path.join(work, 'plain'), { layout: 'oci-dir', images: [{ tags: ['app:1'], layers: [{ entries: lower }, { entries: upper }] }] });
+    await skopeoCopy(`oci:${path.join(work, 'plain')}:1`, `docker://${reg.host}/zchunked/app:1`, ['--dest-tls-verify=false', '--dest-compress-format', 'zstd:chunked']);
+    await buildArchive(path.join(work, 'plain-saved.tar'), { layout: 'docker25', images: [{ tags: ['app:1'], layers: [{ entries: lower, compression: 'none' }, { entries: upper, compression: 'none' }] }] });
+  });
+
+  it('mounts from its manifest, with the same tree as docker save; a cat of a small file fetches a small fraction', async () => {
+    const r = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/zchunked/app:1`]);
+    const manifest = JSON.parse(r.stdout) as { layers: Array<{ digest: string; size: number; annotations?: Record<string, string> }> };
+    assert.ok(manifest.layers.every((l) => Object.keys(l.annotations ?? {}).some((k) => k.endsWith('zstd-chunked.manifest-position'))), r.stdout);
+    const fromRegistry = await withMount(`docker://${reg.host}/zchunked/app:1`, ['--cache-dir', scratch('z1')], (m) => describeTree(m.mnt));
+    const fromArchive = await withMount(path.join(work, 'plain-saved.tar'), ['--no-cache'], (m) => describeTree(m.mnt));
+    assert.equal(rootfs(fromRegistry), rootfs(fromArchive));
+    assert.match(rootfs(fromRegistry), /\.\/rootfs\/etc\/motd f 600 7:8 3 /);
+
+    proxy.log.length = 0;
+    await withMount(`docker://${proxy.host}/zchunked/app:1`, ['--cache-dir', scratch('z2')], async (m) => {
+      assert.equal(fs.readFileSync(path.join(m.mnt, 'rootfs', 'data', 'small', 'f3'), 'utf8'), 'file 3\n'.repeat(4));
+      assert.doesNotMatch(m.stderr(), /not usable|reading it whole/);
+    });
+    const total = manifest.layers.reduce((a, l) => a + l.size, 0);
+    const n = fetched(manifest.layers.map((l) => l.digest), manifest.layers.map((l) => l.size));
+    assert.ok(n > 0 && n < total * 0.05, `fetched ${n} of ${total} blob bytes`);
   });
 });

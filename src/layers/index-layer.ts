@@ -7,6 +7,7 @@ import type { ByteSource } from '../io/byte-source';
 import type { LayerDescriptor } from '../image/model';
 import type { TarIndex } from '../tar/tar-index';
 import { openEstargz } from './estargz';
+import { openZstdChunked } from './zstd-chunked';
 
 export type Compression = TarCompression;
 
@@ -39,7 +40,7 @@ export interface IndexedLayer {
  */
 export interface IndexLayerOptions {
   /**
-   * Read an eStargz layer through its TOC where the archive fetches layers lazily (default:
+   * Read an eStargz or zstd:chunked layer through its TOC where the archive fetches layers lazily (default:
    * yes); off for --verify, which hashes the whole uncompressed tar.
    */
   toc?: boolean;
@@ -53,8 +54,9 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
     const why = kind === 'unknown' ? 'neither a tar nor in a known compression' : `${kind}-compressed, which layers cannot be`;
     throw new ArchiveError(`${files.location}: ${what} is ${why}`);
   }
-  if (kind === 'gzip' && opts.toc !== false && files.layerAnnotations) {
-    const lazy = await openEstargz(blob, files.layerAnnotations(d.blobPath), what, indexer.log, `estargz:${d.digest ?? d.blobPath}`).catch((err: Error) => {
+  if (kind !== 'none' && opts.toc !== false && files.layerAnnotations) {
+    const open = kind === 'gzip' ? openEstargz : openZstdChunked;
+    const lazy = await open(blob, files.layerAnnotations(d.blobPath), what, indexer.log, `toc:${d.digest ?? d.blobPath}`).catch((err: Error) => {
       if (err instanceof UserError) throw err;
       throw new ArchiveError(`${files.location}: ${locatedMessage(err, what)}`, { cause: err });
     });

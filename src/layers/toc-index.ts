@@ -98,17 +98,23 @@ export function parseTocJson(json: Buffer): TocEntry[] {
   return v.entries as TocEntry[];
 }
 
-/** Seconds since the epoch of an RFC 3339 time; 0 when absent (Go leaves a zero time out). */
-function seconds(modtime: string | undefined, name: string): number {
-  if (!modtime) return 0;
-  const ms = Date.parse(modtime);
+/**
+ * An RFC 3339 time as whole seconds and nanoseconds (zstd:chunked writes them to the
+ * nanosecond, eStargz to the second); 0 when absent (Go leaves a zero time out).
+ */
+function time(modtime: string | undefined, name: string): { sec: number; nsec: number } {
+  if (!modtime) return { sec: 0, nsec: 0 };
+  const frac = /\.(\d{1,9})/.exec(modtime);
+  const ms = Date.parse(frac ? modtime.replace(frac[0], '') : modtime);
   if (Number.isNaN(ms)) throw new TocError(`TOC entry ${JSON.stringify(name)}: bad modtime ${JSON.stringify(modtime)}`);
-  return Math.floor(ms / 1000);
+  return { sec: Math.floor(ms / 1000), nsec: frac ? Number(frac[1].padEnd(9, '0')) : 0 };
 }
 
 export interface TocLayerOptions {
   /** Where the pieces end: the compressed offset after `offset` (eStargz: the next piece or the TOC). */
   pieceEnd: (offset: number, entry: TocEntry) => number;
+  /** The digest a chunk's bytes must have (default: its chunkDigest). */
+  chunkDigest?: (entry: TocEntry) => string | undefined;
   /** Entries the tar holds that the TOC does not list (eStargz: the TOC's own file, last). */
   trailing?: Array<{ entry: TarEntry; content: Buffer }>;
 }
@@ -138,7 +144,7 @@ export function buildTocLayer(entries: TocEntry[], opts: TocLayerOptions): TocLa
     if (!isCount(e.offset) || e.offset === 0) throw new TocError(`TOC chunk of ${JSON.stringify(e.name)} has no offset`);
     const end = opts.pieceEnd(e.offset, e);
     if (!(end > e.offset)) throw new TocError(`TOC chunk of ${JSON.stringify(e.name)}: no end for the piece at ${e.offset}`);
-    chunks.push({ id: String(chunks.length), start: open.start + from, length, offset: e.offset, end, innerOffset: e.innerOffset ?? 0, digest: e.chunkDigest, file: e.name });
+    chunks.push({ id: String(chunks.length), start: open.start + from, length, offset: e.offset, end, innerOffset: e.innerOffset ?? 0, digest: opts.chunkDigest ? opts.chunkDigest(e) : e.chunkDigest, file: e.name });
     open.covered += length;
   };
   for (const e of entries) {
@@ -153,6 +159,7 @@ export function buildTocLayer(entries: TocEntry[], opts: TocLayerOptions): TocLa
     const path = normalizePath(raw);
     const size = type === EntryType.File ? e.size ?? 0 : 0;
     const link = e.linkName !== undefined ? bytes(e.linkName) : undefined;
+    const mtime = time(e.modtime, e.name);
     const entry: TarEntry = {
       path: path ?? raw,
       type,
@@ -160,8 +167,8 @@ export function buildTocLayer(entries: TocEntry[], opts: TocLayerOptions): TocLa
       uid: e.uid ?? 0,
       gid: e.gid ?? 0,
       size,
-      mtime: seconds(e.modtime, e.name),
-      mtimeNsec: 0,
+      mtime: mtime.sec,
+      mtimeNsec: mtime.nsec,
       dataOffset: pos,
       storedSize: size,
       ...(link !== undefined && { linkname: type === EntryType.HardLink ? normalizePath(link) ?? link : link }),
