@@ -8,6 +8,7 @@ import type { LayerDescriptor } from '../image/model';
 import type { TarIndex } from '../tar/tar-index';
 import { openEstargz } from './estargz';
 import { openZstdChunked } from './zstd-chunked';
+import { openZstdSeekable } from './zstd-seekable';
 
 export type Compression = TarCompression;
 
@@ -25,6 +26,15 @@ export interface IndexedLayer {
   warnings: string[];
 }
 
+export interface IndexLayerOptions {
+  /**
+   * Where the archive fetches layers lazily (a registry): read an eStargz or zstd:chunked
+   * layer through its TOC, and a seekable zstd layer through its seek table, instead of a pass
+   * (default: yes). Off for --verify, which hashes the whole uncompressed tar.
+   */
+  toc?: boolean;
+}
+
 /**
  * Indexes one layer blob: its compression by magic bytes (media types lie), its tar entries and,
  * for a compressed blob, the seek index that makes random reads cheap, reusing a cached index
@@ -38,13 +48,6 @@ export interface IndexedLayer {
  * whole, so its index is also tied to this archive file (path, size, mtime): it serves later
  * mounts of the same archive, never another one.
  */
-export interface IndexLayerOptions {
-  /**
-   * Read an eStargz or zstd:chunked layer through its TOC where the archive fetches layers lazily (default:
-   * yes); off for --verify, which hashes the whole uncompressed tar.
-   */
-  toc?: boolean;
-}
 
 export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexer: TarIndexer, opts: IndexLayerOptions = {}): Promise<IndexedLayer> {
   const blob = await files.open(d.blobPath);
@@ -55,8 +58,12 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
     throw new ArchiveError(`${files.location}: ${what} is ${why}`);
   }
   if (kind !== 'none' && opts.toc !== false && files.layerAnnotations) {
-    const open = kind === 'gzip' ? openEstargz : openZstdChunked;
-    const lazy = await open(blob, files.layerAnnotations(d.blobPath), what, indexer.log, `toc:${d.digest ?? d.blobPath}`).catch((err: Error) => {
+    const annotations = files.layerAnnotations(d.blobPath);
+    const key = `toc:${d.digest ?? d.blobPath}`;
+    const lazy = await (kind === 'gzip'
+      ? openEstargz(blob, annotations, what, indexer.log, key)
+      : openZstdChunked(blob, annotations, what, indexer.log, key).then((l) => l ?? openZstdSeekable(blob, what, key))
+    ).catch((err: Error) => {
       if (err instanceof UserError) throw err;
       throw new ArchiveError(`${files.location}: ${locatedMessage(err, what)}`, { cause: err });
     });

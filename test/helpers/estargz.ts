@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { compress as zstdCompress } from 'zstd-napi';
 
 export interface EstargzOptions {
   /** Data per chunk (stargz-snapshotter's default: 4 MiB). */
@@ -259,6 +260,26 @@ export function toEstargz(tar: Buffer, opts: EstargzOptions = {}): Estargz {
  * the toc.digest and uncompressed-size annotations), to push as it is (pushLayout).
  */
 export function writeEstargzLayout(dir: string, layers: Estargz[], opts: { annotate?: boolean } = {}): void {
+  writeLayout(
+    dir,
+    layers.map((l) => ({
+      blob: l.blob,
+      diffId: l.diffId,
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      ...(opts.annotate !== false && { annotations: { 'containerd.io/snapshot/stargz/toc.digest': l.tocDigest, 'io.containers.estargz.uncompressed-size': String(l.uncompressedSize) } }),
+    })),
+  );
+}
+
+export interface LayoutLayer {
+  blob: Buffer;
+  diffId: string;
+  mediaType: string;
+  annotations?: Record<string, string>;
+}
+
+/** An OCI layout folder holding one image made of these layer blobs, as they are. */
+export function writeLayout(dir: string, layers: LayoutLayer[]): void {
   fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer) => {
     const d = sha256(b);
@@ -272,7 +293,7 @@ export function writeEstargzLayout(dir: string, layers: Estargz[], opts: { annot
       created: '2024-01-02T03:04:05Z',
       config: {},
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-      history: layers.map(() => ({ created: '2024-01-02T03:04:05Z', created_by: 'estargz test layer' })),
+      history: layers.map(() => ({ created: '2024-01-02T03:04:05Z', created_by: 'test layer' })),
     }),
   );
   const manifest = Buffer.from(
@@ -280,14 +301,37 @@ export function writeEstargzLayout(dir: string, layers: Estargz[], opts: { annot
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(config) },
-      layers: layers.map((l) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-        ...put(l.blob),
-        ...(opts.annotate !== false && { annotations: { 'containerd.io/snapshot/stargz/toc.digest': l.tocDigest, 'io.containers.estargz.uncompressed-size': String(l.uncompressedSize) } }),
-      })),
+      layers: layers.map((l) => ({ mediaType: l.mediaType, ...put(l.blob), ...(l.annotations && { annotations: l.annotations }) })),
     }),
   );
   const m = put(manifest);
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m }] }));
+}
+
+/**
+ * A tar as zstd in the seekable format (facebook/zstd contrib/seekable_format): independent
+ * frames of `frameBytes` uncompressed bytes each, then the seek table in a skippable frame
+ * (compressed and decompressed size per frame, no checksums) and its 9-byte footer.
+ */
+export function toSeekableZstd(tar: Buffer, frameBytes = 256 * 1024): Buffer {
+  const frames: Buffer[] = [];
+  const table: Buffer[] = [];
+  for (let at = 0; at < tar.length; at += frameBytes) {
+    const raw = tar.subarray(at, at + frameBytes);
+    const c = zstdCompress(raw);
+    frames.push(c);
+    const e = Buffer.alloc(8);
+    e.writeUInt32LE(c.length, 0);
+    e.writeUInt32LE(raw.length, 4);
+    table.push(e);
+  }
+  const footer = Buffer.alloc(9);
+  footer.writeUInt32LE(table.length, 0);
+  footer[4] = 0;
+  footer.writeUInt32LE(0x8f92eab1, 5);
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(0x184d2a5e, 0);
+  head.writeUInt32LE(table.length * 8 + 9, 4);
+  return Buffer.concat([...frames, head, ...table, footer]);
 }
