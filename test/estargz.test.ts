@@ -6,7 +6,9 @@ import type { ByteSource } from '../src/io/byte-source';
 import { estargzLayer, FOOTER_SIZE, openEstargz, parseFooter, readEstargzToc, TOC_DIGEST_ANNOTATION } from '../src/layers/estargz';
 import { scanTar } from '../src/tar/scan';
 import { layerTar } from './helpers/archive-builder';
-import { footer, toEstargz } from './helpers/estargz';
+import { footer, toEstargz, toSeekableZstd } from './helpers/estargz';
+import { parseChunkedFooter, parsePosition } from '../src/layers/zstd-chunked';
+import { openZstdSeekable, readSeekTable } from '../src/layers/zstd-seekable';
 
 /*
  * The TOC view of an eStargz layer against a header scan of the same layer decompressed whole:
@@ -149,5 +151,42 @@ describe('eStargz TOC', () => {
     assert.equal(view.layer.index.count, scan.index.count);
     const i = [...Array(scan.index.count).keys()].find((k) => scan.index.path(k) === 'big.bin')!;
     assert.ok((await readAll(view.stream, view.layer.index.dataOffsets[i], big.length)).equals(big));
+  });
+});
+
+describe('zstd:chunked and seekable zstd locators', () => {
+  it('the manifest position from the annotation and from the footer (40- and 64-byte forms)', () => {
+    assert.deepEqual(parsePosition('4211:219:300:1'), { offset: 4211, length: 219, uncompressed: 300, type: 1 });
+    assert.equal(parsePosition('4211:219:300'), undefined);
+    assert.equal(parsePosition('a:b:c:d'), undefined);
+    for (const size of [40, 64]) {
+      const frame = Buffer.alloc(8 + size);
+      frame.writeUInt32LE(0x184d2a50, 0);
+      frame.writeUInt32LE(size, 4);
+      [4211, 219, 300, 1].forEach((n, k) => frame.writeBigUInt64LE(BigInt(n), 8 + 8 * k));
+      frame.write('GnUlInUx', 8 + size - 8, 'latin1');
+      const tail = Buffer.concat([Buffer.alloc(80), frame]);
+      assert.deepEqual(parseChunkedFooter(tail), { offset: 4211, length: 219, uncompressed: 300, type: 1 }, `${size}-byte footer`);
+      tail[tail.length - 1] ^= 1;
+      assert.equal(parseChunkedFooter(tail), undefined);
+    }
+  });
+
+  it('a seek table gives the frame index; a blob without one, or one that does not add up, gives none', async () => {
+    const tar = await layerTar(entries);
+    const blob = toSeekableZstd(tar, 50_000);
+    const index = (await readSeekTable(source(blob)))!;
+    assert.equal(index.uncompressedSize, tar.length);
+    assert.equal(index.frames.length, Math.ceil(tar.length / 50_000));
+    assert.deepEqual(index.frames[1], { cOff: index.frames[0].cSize, cSize: index.frames[1].cSize, uOff: 50_000, uSize: 50_000 });
+    assert.equal(await readSeekTable(source(tar)), undefined);
+    assert.equal(await readSeekTable(source(Buffer.concat([Buffer.alloc(1), blob]))), undefined);
+    // Indexed by headers alone: the scan reads the frames holding headers, not big.bin's middle.
+    const src = source(blob);
+    const layer = (await openZstdSeekable(src, 'layer 0', 'seekable-test'))!;
+    const scan = await scanTar(source(tar), 'whole');
+    assert.equal(layer.index.count, scan.index.count);
+    for (let i = 0; i < scan.index.count; i++) assert.deepEqual(layer.index.entry(i), scan.index.entry(i));
+    assert.ok(src.read_ < blob.length / 2, `read ${src.read_} of ${blob.length}`);
   });
 });
