@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { buildArchive, layerTar, type EntrySpec } from './helpers/archive-builder';
 import { toEstargz, toSeekableZstd, writeEstargzLayout, writeLayout, type Estargz } from './helpers/estargz';
-import { run, tempDir, withMount } from './helpers/mount-harness';
+import { ocimount, run, tempDir, withMount } from './helpers/mount-harness';
 import { pushLayout, skopeoCopy, startFaultProxy, startRegistry, type FaultProxy, type Registry } from './helpers/registry';
 
 /*
@@ -112,6 +112,9 @@ before(async () => {
   const stored = toEstargz(await layerTar(lower), { chunkSize: 1 << 20, level: 0 });
   writeEstargzLayout(path.join(work, 'corrupt'), [layerOf(corruptChunk(stored, 'etc/passwd'), stored)]);
   await pushLayout(path.join(work, 'corrupt'), reg.host, 'estargz/corrupt', '1');
+  // A toc.digest annotation naming another TOC.
+  writeEstargzLayout(path.join(work, 'badtoc'), [{ ...layers[1], tocDigest: `sha256:${'1'.repeat(64)}` }]);
+  await pushLayout(path.join(work, 'badtoc'), reg.host, 'estargz/badtoc', '1');
   // The footer's magic broken ("STARGZ" -> "STARGX"): still a valid gzip stream.
   const broken = Buffer.from(layers[0].blob);
   broken[broken.length - 14] ^= 0x02;
@@ -179,6 +182,14 @@ describe('an eStargz image from a registry', { timeout: 600_000 }, () => {
       assert.ok(fs.readFileSync(path.join(m.mnt, 'rootfs', 'data', 'big1')).equals(bigs[1]));
       assert.match(m.stderr(), /chunk of etc\/passwd at \d+ does not match its digest/);
     });
+  });
+
+  it('a TOC that is not the one the manifest names: a one-line error', async () => {
+    const r = await ocimount(['cat', '--no-cache', `docker://${reg.host}/estargz/badtoc:1`, '/etc/motd']);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, '');
+    assert.equal(lines(r.stderr).length, 1, r.stderr);
+    assert.match(r.stderr, /^ocimount: .*layer 0 \(sha256:[0-9a-f]{64}\): eStargz TOC digest is sha256:[0-9a-f]{64}, the manifest says sha256:1{64}$/m);
   });
 
   it('a broken footer: the layer is read whole (the gzip path), with a note', async () => {
