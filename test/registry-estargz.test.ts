@@ -184,6 +184,22 @@ describe('an eStargz image from a registry', { timeout: 600_000 }, () => {
     });
   });
 
+  it('a remount works offline for what was read: footer, TOC and chunks come from the block cache', async () => {
+    const cache = scratch('c5');
+    const small = (m: { mnt: string }) => fs.readFileSync(path.join(m.mnt, 'rootfs', 'data', 'small', 'f9'), 'utf8');
+    await withMount(`docker://${reg.host}/estargz/app:1`, ['--cache-dir', cache], async (m) => assert.equal(small(m), 'file 9\n'.repeat(10)));
+    await reg.kill();
+    try {
+      await withMount(`docker://${reg.host}/estargz/app:1`, ['--cache-dir', cache, '--registry-timeout', '2'], async (m) => {
+        assert.equal(small(m), 'file 9\n'.repeat(10));
+        const r = await run('cat', [path.join(m.mnt, 'rootfs', 'data', 'big1')]);
+        assert.match(r.stderr, /Input\/output error/, 'what was never read needs the registry');
+      });
+    } finally {
+      await reg.restart();
+    }
+  });
+
   it('a TOC that is not the one the manifest names: a one-line error', async () => {
     const r = await ocimount(['cat', '--no-cache', `docker://${reg.host}/estargz/badtoc:1`, '/etc/motd']);
     assert.notEqual(r.code, 0);
