@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import type { ByteSource } from '../io/byte-source';
 import { EntryType } from '../tar/entry';
-import { buildTocLayer, parseTocJson, tocContentSource, TocError, type TocLayer } from './toc-index';
+import { buildTocLayer, parseTocJson, tocContentSource, TocError, type LazyLayer, type TocLayer } from './toc-index';
 
 /*
  * eStargz (stargz-snapshotter's docs/estargz.md): a gzip layer whose tar is compressed as one
@@ -125,12 +125,6 @@ export function estargzLayer(blob: ByteSource, toc: EstargzToc, cacheKey: string
 /** `sha256:<hex>` of the TOC JSON, to compare with the toc.digest annotation. */
 export function tocDigest(toc: EstargzToc): string {
   return `sha256:${createHash('sha256').update(toc.json).digest('hex')}`;
-}
-
-export interface LazyLayer {
-  index: TocLayer['index'];
-  stream: ByteSource;
-  warnings: string[];
 }
 
 /**

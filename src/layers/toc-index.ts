@@ -55,6 +55,14 @@ export interface TocChunk extends Unit {
   readonly inline?: Buffer;
 }
 
+/** A layer indexed without a pass (from a TOC or a seek table): what index-layer.ts needs. */
+export interface LazyLayer {
+  index: TarIndex;
+  /** What the index's data offsets point into. */
+  stream: ByteSource;
+  warnings: string[];
+}
+
 export interface TocLayer {
   index: TarIndex;
   chunks: TocChunk[];

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import type { ByteSource } from '../io/byte-source';
-import type { LazyLayer } from './estargz';
-import { buildTocLayer, parseTocJson, tocContentSource, TocError } from './toc-index';
+import { buildTocLayer, parseTocJson, tocContentSource, TocError, type LazyLayer } from './toc-index';
 
 /*
  * zstd:chunked (containers/storage pkg/chunked): a zstd layer whose tar is compressed so that

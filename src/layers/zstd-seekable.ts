@@ -2,7 +2,7 @@ import { openRandomAccess } from '../compress/codecs';
 import type { ZstdFrame, ZstdSeekIndex } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar } from '../tar/scan';
-import type { LazyLayer } from './estargz';
+import type { LazyLayer } from './toc-index';
 
 /*
  * A multi-frame zstd layer in the zstd seekable format (facebook/zstd contrib/seekable_format:
