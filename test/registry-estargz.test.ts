@@ -200,6 +200,16 @@ describe('an eStargz image from a registry', { timeout: 600_000 }, () => {
     }
   });
 
+  it('inspect gives the layers the uncompressed sizes the manifest says, as a full read does', async () => {
+    const sizes = async (extra: string[]) => {
+      const r = await ocimount(['inspect', '--no-cache', '--json', ...extra, `docker://${reg.host}/estargz/app:1`]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { image: { layers: Array<{ size: number }> } }).image.layers.map((l) => l.size);
+    };
+    assert.deepEqual(await sizes([]), layers.map((l) => l.uncompressedSize));
+    assert.deepEqual(await sizes(['--verify']), layers.map((l) => l.uncompressedSize));
+  });
+
   it('a TOC that is not the one the manifest names: a one-line error', async () => {
     const r = await ocimount(['cat', '--no-cache', `docker://${reg.host}/estargz/badtoc:1`, '/etc/motd']);
     assert.notEqual(r.code, 0);

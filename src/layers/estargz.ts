@@ -17,6 +17,7 @@ export const FOOTER_SIZE = 51;
 const LEGACY_FOOTER_SIZE = 47;
 export const TOC_NAME = 'stargz.index.json';
 export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest';
+export const UNCOMPRESSED_SIZE_ANNOTATION = 'io.containers.estargz.uncompressed-size';
 /** Largest TOC member read (a TOC is about 300 bytes per entry). */
 const MAX_TOC = 256 * 1024 * 1024;
 
@@ -143,7 +144,8 @@ export async function openEstargz(blob: ByteSource, annotations: Record<string, 
     }
     if (claimed && tocDigest(toc) !== claimed) throw new Error(`eStargz TOC digest is ${tocDigest(toc)}, the manifest says ${claimed}`);
     const { layer, stream } = estargzLayer(blob, toc, cacheKey);
-    return { index: layer.index, stream, warnings: layer.warnings.map((w) => `${what}: ${w}`) };
+    const size = Number(annotations[UNCOMPRESSED_SIZE_ANNOTATION]);
+    return { index: layer.index, stream, ...(Number.isSafeInteger(size) && size > 0 && { tarSize: size }), warnings: layer.warnings.map((w) => `${what}: ${w}`) };
   } catch (err) {
     if (!(err instanceof TocError)) throw err;
     note(`${what}: eStargz TOC not usable (${err.message}); reading the layer whole`);

@@ -18,8 +18,14 @@ export interface IndexedLayer {
   compression: Compression;
   /** The stored blob as it sits in the archive. */
   blob: ByteSource;
-  /** The uncompressed tar stream (the blob itself, or a decompressor with a seek index). */
+  /**
+   * What the index's data offsets point into: the uncompressed tar (the blob itself, or a
+   * decompressor with a seek index), or for a layer read through its TOC, a stream of just the
+   * files' bytes (src/layers/toc-index.ts).
+   */
   stream: ByteSource;
+  /** The uncompressed tar's size when `stream` is not the tar and the manifest says it (eStargz). */
+  tarSize?: number;
   index: TarIndex;
   /** The stored blob's size. */
   storedSize: number;
@@ -67,7 +73,7 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
       if (err instanceof UserError) throw err;
       throw new ArchiveError(`${files.location}: ${locatedMessage(err, what)}`, { cause: err });
     });
-    if (lazy) return { descriptor: d, compression: kind, blob, stream: lazy.stream, index: lazy.index, storedSize: blob.size, warnings: lazy.warnings };
+    if (lazy) return { descriptor: d, compression: kind, blob, stream: lazy.stream, tarSize: lazy.tarSize, index: lazy.index, storedSize: blob.size, warnings: lazy.warnings };
   }
   const claimed = kind !== 'none' && d.digest?.startsWith('sha256:') ? d.digest : undefined;
   const keys = indexer.cache ? await cacheKeys(files, d, kind, blob, claimed) : undefined;

@@ -60,6 +60,8 @@ export interface LazyLayer {
   index: TarIndex;
   /** What the index's data offsets point into. */
   stream: ByteSource;
+  /** The uncompressed tar's size, when `stream` is not the tar and the manifest says it. */
+  tarSize?: number;
   warnings: string[];
 }
 
