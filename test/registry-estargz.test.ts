@@ -15,7 +15,10 @@ import { pushLayout, skopeoCopy, startFaultProxy, startRegistry, type FaultProxy
  * docker save-style archive and from its OCI layout on disk (the gzip path); a mount and a cat of
  * one small file fetch a small fraction of the blobs (counted by the proxy in front of the
  * registry, from its Range headers); a chunk whose bytes do not match the TOC's chunkDigest is
- * EIO on that file with the mount still up; a layer whose footer is broken is read whole.
+ * EIO on that file with the mount still up; a layer whose footer is broken is read whole; a
+ * remount works offline for what was read. The same image as zstd:chunked (written by skopeo)
+ * and as seekable multi-frame zstd (frames + seek table) is mounted from its manifest or seek
+ * table with the same tree and a small fraction of its blobs fetched.
  */
 
 const cleanup: string[] = [];
