@@ -129,7 +129,7 @@ export class ImageView {
     for (const d of image.layers) {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
-      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, indexer);
+      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, indexer, { toc: !opts.verify });
       // index-layer.ts keeps its warnings (and the cache stores them) as text.
       if (!seen) for (const t of layer.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
       byBlob.set(d.blobPath, layer);

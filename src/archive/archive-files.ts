@@ -31,6 +31,11 @@ export interface ArchiveFiles {
   has(path: string): boolean;
   list(): string[];
   open(path: string): Promise<ByteSource>;
+  /**
+   * Only where layers are fetched lazily (a registry): the manifest's annotations of the layer
+   * at `path`. Its presence is what lets a layer be read through its TOC instead of a pass.
+   */
+  layerAnnotations?(path: string): Record<string, string>;
   /** The files whose bytes the indexes point into, to watch for changes while mounted. */
   backingFiles(): FileSource[];
   close(): Promise<void>;

@@ -181,7 +181,7 @@ export function historyText(view: ImageView, layersNote?: string): string {
   const partial = applied.size !== view.layers.length;
   const lines = view.layers.map((l, i) => {
     const step = stepForLayer(view.image.history, i);
-    const size = l.compression === 'none' ? l.storedSize : l.stream.size;
+    const size = l.compression === 'none' ? l.storedSize : l.tarSize ?? l.stream.size;
     return `${i}${applied.has(i) ? '' : '*'}\t${l.descriptor.diffId}\t${size}\t${(step?.createdBy ?? '').replace(/\s+/g, ' ').trim()}`;
   });
   const note = partial

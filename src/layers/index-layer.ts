@@ -1,11 +1,14 @@
 import * as path from 'node:path';
 import { ArchiveError, type ArchiveFiles } from '../archive/archive-files';
-import { locatedMessage } from '../errors';
+import { locatedMessage, UserError } from '../errors';
 import { detectTarCompression, isTarCompression, type CacheKeys, type TarCompression, type TarIndexer } from '../archive/tar-indexer';
 import { cacheKey, sampleDigest } from '../cache/index-cache';
 import type { ByteSource } from '../io/byte-source';
 import type { LayerDescriptor } from '../image/model';
 import type { TarIndex } from '../tar/tar-index';
+import { openEstargz } from './estargz';
+import { openZstdChunked } from './zstd-chunked';
+import { openZstdSeekable } from './zstd-seekable';
 
 export type Compression = TarCompression;
 
@@ -15,12 +18,27 @@ export interface IndexedLayer {
   compression: Compression;
   /** The stored blob as it sits in the archive. */
   blob: ByteSource;
-  /** The uncompressed tar stream (the blob itself, or a decompressor with a seek index). */
+  /**
+   * What the index's data offsets point into: the uncompressed tar (the blob itself, or a
+   * decompressor with a seek index), or for a layer read through its TOC, a stream of just the
+   * files' bytes (src/layers/toc-index.ts).
+   */
   stream: ByteSource;
+  /** The uncompressed tar's size when `stream` is not the tar and the manifest says it (eStargz). */
+  tarSize?: number;
   index: TarIndex;
   /** The stored blob's size. */
   storedSize: number;
   warnings: string[];
+}
+
+export interface IndexLayerOptions {
+  /**
+   * Where the archive fetches layers lazily (a registry): read an eStargz or zstd:chunked
+   * layer through its TOC, and a seekable zstd layer through its seek table, instead of a pass
+   * (default: yes). Off for --verify, which hashes the whole uncompressed tar.
+   */
+  toc?: boolean;
 }
 
 /**
@@ -36,13 +54,26 @@ export interface IndexedLayer {
  * whole, so its index is also tied to this archive file (path, size, mtime): it serves later
  * mounts of the same archive, never another one.
  */
-export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexer: TarIndexer): Promise<IndexedLayer> {
+
+export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexer: TarIndexer, opts: IndexLayerOptions = {}): Promise<IndexedLayer> {
   const blob = await files.open(d.blobPath);
   const kind = await detectTarCompression(blob);
   const what = `layer ${d.position} (${d.diffId})`;
   if (!isTarCompression(kind)) {
     const why = kind === 'unknown' ? 'neither a tar nor in a known compression' : `${kind}-compressed, which layers cannot be`;
     throw new ArchiveError(`${files.location}: ${what} is ${why}`);
+  }
+  if (kind !== 'none' && opts.toc !== false && files.layerAnnotations) {
+    const annotations = files.layerAnnotations(d.blobPath);
+    const key = `toc:${d.digest ?? d.blobPath}`;
+    const lazy = await (kind === 'gzip'
+      ? openEstargz(blob, annotations, what, indexer.log, key)
+      : openZstdChunked(blob, annotations, what, indexer.log, key).then((l) => l ?? openZstdSeekable(blob, what, key))
+    ).catch((err: Error) => {
+      if (err instanceof UserError) throw err;
+      throw new ArchiveError(`${files.location}: ${locatedMessage(err, what)}`, { cause: err });
+    });
+    if (lazy) return { descriptor: d, compression: kind, blob, stream: lazy.stream, tarSize: lazy.tarSize, index: lazy.index, storedSize: blob.size, warnings: lazy.warnings };
   }
   const claimed = kind !== 'none' && d.digest?.startsWith('sha256:') ? d.digest : undefined;
   const keys = indexer.cache ? await cacheKeys(files, d, kind, blob, claimed) : undefined;

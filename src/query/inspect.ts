@@ -92,7 +92,7 @@ function layerRow(view: ImageView, position: number, step: HistoryStep | undefin
     digest: l.descriptor.digest ?? null,
     compression: l.compression,
     storedSize: l.storedSize,
-    size: l.stream.size,
+    size: l.tarSize ?? l.stream.size,
     files: l.index.count,
     created: step?.created ?? null,
     createdBy: step?.createdBy ?? null,

@@ -51,6 +51,8 @@ interface Known {
   kind: 'manifest' | 'config' | 'layer';
   size?: number;
   mediaType?: string;
+  /** A layer's annotations in the manifest (eStargz's TOC digest). */
+  annotations?: Record<string, string>;
 }
 
 function mediaTypeOf(bytes: Buffer): string {
@@ -130,11 +132,12 @@ export class RegistryArchiveFiles implements ArchiveFiles {
       return; // discovery reports it, naming the file
     }
     const note = (d: unknown, kind: Known['kind']) => {
-      const desc = d as { digest?: unknown; size?: unknown; mediaType?: unknown };
+      const desc = d as { digest?: unknown; size?: unknown; mediaType?: unknown; annotations?: unknown };
       if (typeof desc?.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(desc.digest)) return;
       const hex = desc.digest.slice(7);
       if (this.known.get(hex)?.kind === 'manifest' && kind !== 'manifest') return;
-      this.known.set(hex, { kind, size: typeof desc.size === 'number' ? desc.size : undefined, mediaType: typeof desc.mediaType === 'string' ? desc.mediaType : undefined });
+      const annotations = desc.annotations && typeof desc.annotations === 'object' ? Object.fromEntries(Object.entries(desc.annotations).filter(([, a]) => typeof a === 'string')) : undefined;
+      this.known.set(hex, { kind, size: typeof desc.size === 'number' ? desc.size : undefined, mediaType: typeof desc.mediaType === 'string' ? desc.mediaType : undefined, annotations });
     };
     if (INDEX_TYPES.has(m.mediaType) || Array.isArray(v.manifests)) {
       for (const d of Array.isArray(v.manifests) ? v.manifests : []) note(d, 'manifest');
@@ -180,6 +183,11 @@ export class RegistryArchiveFiles implements ArchiveFiles {
       this.layers.set(hex, src);
     }
     return src;
+  }
+
+  layerAnnotations(p: string): Record<string, string> {
+    const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
+    return (m && this.known.get(m[1])?.annotations) || {};
   }
 
   backingFiles(): FileSource[] {
