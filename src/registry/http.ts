@@ -1,5 +1,7 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as tls from 'node:tls';
 
 /*
  * One HTTP exchange, bounded in time and size: the request is sent, the whole (bounded) body is
@@ -37,18 +39,47 @@ export class NetworkError extends Error {
   }
 }
 
-/** The agents of one client: kept-alive sockets, TLS verified unless told otherwise. */
+/**
+ * The CAs a registry's certificate is checked against: Node's bundled roots, the system's bundle
+ * (`SSL_CERT_FILE`, else Debian's /etc/ssl/certs/ca-certificates.crt: Node alone would not read
+ * it) and `NODE_EXTRA_CA_CERTS` (read here too, since an explicit CA list would leave it out).
+ * Read once per process.
+ */
+let trusted: string[] | undefined;
+export function trustedCas(): string[] {
+  if (trusted) return trusted;
+  const cas = [...tls.rootCertificates];
+  for (const file of [process.env.SSL_CERT_FILE || '/etc/ssl/certs/ca-certificates.crt', process.env.NODE_EXTRA_CA_CERTS]) {
+    if (!file) continue;
+    try {
+      cas.push(fs.readFileSync(file, 'utf8'));
+    } catch {
+      /* no such bundle here: the others still apply */
+    }
+  }
+  return (trusted = cas);
+}
+
+/**
+ * The agents of one client: kept-alive sockets; TLS verified, except towards the hosts `unverified`
+ * names (an --insecure registry, or one on loopback, as Docker treats 127.0.0.0/8).
+ */
 export class Agents {
   readonly http = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  readonly https: https.Agent;
+  private readonly verified = new https.Agent({ keepAlive: true, maxSockets: 8, ca: trustedCas() });
+  private readonly unverified = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: false });
 
-  constructor(insecureTls: boolean) {
-    this.https = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !insecureTls });
+  constructor(private readonly unverifiedHost: (host: string) => boolean) {}
+
+  forUrl(url: URL): http.Agent {
+    if (url.protocol !== 'https:') return this.http;
+    return this.unverifiedHost(url.host) ? this.unverified : this.verified;
   }
 
   destroy(): void {
     this.http.destroy();
-    this.https.destroy();
+    this.verified.destroy();
+    this.unverified.destroy();
   }
 }
 
@@ -74,7 +105,7 @@ export function httpAttempt(url: URL, agents: Agents, a: HttpAttempt): Promise<H
       url,
       {
         method: a.method,
-        agent: url.protocol === 'https:' ? agents.https : agents.http,
+        agent: agents.forUrl(url),
         headers: { 'user-agent': 'ocimount', ...(a.body ? { 'content-length': String(a.body.length) } : {}), ...a.headers },
       },
       (res) => {

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, sign, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { run, tempDir } from './mount-harness';
@@ -37,12 +38,12 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
-async function waitUp(port: number, proc: ChildProcess, log: () => string): Promise<void> {
+async function waitUp(host: string, port: number, tls: boolean, proc: ChildProcess, log: () => string): Promise<void> {
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
     if (proc.exitCode !== null) throw new Error(`docker-registry exited ${proc.exitCode}: ${log()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/v2/', timeout: 1000 }, (res) => {
+      const req = (tls ? https : http).get({ host, port, path: '/v2/', timeout: 1000, rejectUnauthorized: false }, (res) => {
         res.resume();
         resolve(true);
       });
@@ -58,9 +59,18 @@ async function waitUp(port: number, proc: ChildProcess, log: () => string): Prom
   throw new Error(`docker-registry not up on ${port}: ${log()}`);
 }
 
-export async function startRegistry(auth?: RegistryAuth): Promise<Registry> {
+export interface RegistryListen {
+  /** Address to listen on (default 127.0.0.1). */
+  address?: string;
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { certificate: string; key: string };
+}
+
+export async function startRegistry(auth?: RegistryAuth, listen: RegistryListen = {}): Promise<Registry> {
   const dir = tempDir('registry');
   const port = await freePort();
+  const address = listen.address ?? '127.0.0.1';
+  const tlsYaml = listen.tls ? `  tls:\n    certificate: ${listen.tls.certificate}\n    key: ${listen.tls.key}\n` : '';
   let authYaml = '';
   if (auth && 'htpasswd' in auth) {
     const file = path.join(dir, 'htpasswd');
@@ -75,11 +85,11 @@ export async function startRegistry(auth?: RegistryAuth): Promise<Registry> {
   const config = path.join(dir, 'config.yml');
   fs.writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: ${address}:${port}\n${tlsYaml}${authYaml}`,
   );
   let log = '';
   const reg: Registry = {
-    host: `127.0.0.1:${port}`,
+    host: `${address}:${port}`,
     port,
     dir,
     proc: undefined as unknown as ChildProcess,
@@ -110,7 +120,7 @@ export async function startRegistry(auth?: RegistryAuth): Promise<Registry> {
     reg.proc = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     reg.proc.stdout!.on('data', (d) => (log = (log + d).slice(-4000)));
     reg.proc.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
-    await waitUp(port, reg.proc, () => log);
+    await waitUp(address, port, !!listen.tls, reg.proc, () => log);
   };
   await start();
   return reg;
