@@ -209,6 +209,8 @@ export interface FaultProxy {
   host: string;
   /** Decides per request: undefined = pass it on. */
   fault: (req: http.IncomingMessage, n: number) => { status: number; headers?: Record<string, string> } | 'drop' | { redirect: string } | undefined;
+  /** Rewrites the body (and keeps the headers but Content-Length) of an answer passed on; undefined = as it is. */
+  rewrite: (req: http.IncomingMessage, body: Buffer) => Buffer | undefined;
   /** Requests seen, with what was done. */
   log: string[];
   close(): Promise<void>;
@@ -221,6 +223,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const p: FaultProxy = {
     host: `127.0.0.1:${port}`,
     fault: () => undefined,
+    rewrite: () => undefined,
     log: [],
     close: () =>
       new Promise((resolve) => {
@@ -242,8 +245,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       return res.end(JSON.stringify({ errors: [{ code: 'INJECTED', message: `injected ${f.status}` }] }));
     }
     const up = http.request({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: { ...req.headers, host: target } }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      ur.pipe(res);
+      const chunks: Buffer[] = [];
+      ur.on('data', (c: Buffer) => chunks.push(c));
+      ur.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const changed = req.method === 'HEAD' ? undefined : p.rewrite(req, body);
+        res.writeHead(ur.statusCode!, { ...ur.headers, ...(changed ? { 'content-length': String(changed.length) } : {}) });
+        res.end(changed ?? body);
+      });
     });
     up.on('error', () => req.socket.destroy());
     req.pipe(up);
