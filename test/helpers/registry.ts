@@ -153,7 +153,7 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
  * self-signed certificate is the registry's `rootcertbundle`, the certificate in `x5c`. Known
  * users get what they ask for; anonymous callers get pull on `public/*` only.
  */
-export async function startTokenServer(users: Record<string, string>, opts: { expiresIn?: number } = {}): Promise<TokenServer> {
+export async function startTokenServer(users: Record<string, string>, opts: { expiresIn?: number; refreshTokens?: Record<string, string> } = {}): Promise<TokenServer> {
   const dir = tempDir('token');
   const key = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
@@ -171,7 +171,22 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
     expiresIn: opts.expiresIn ?? 300,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+  /** The OAuth2 refresh-token grant (what an `identitytoken` is exchanged by): a form POST. */
+  const refreshGrant = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(chunks).toString());
+      const account = form.get('grant_type') === 'refresh_token' ? opts.refreshTokens?.[form.get('refresh_token') ?? ''] : undefined;
+      if (!account) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad refresh token' }] }));
+      }
+      answer(res, account, (form.get('scope') ?? '').split(' ').filter(Boolean));
+    });
+  };
   const server = http.createServer((req, res) => {
+    if (req.method === 'POST') return refreshGrant(req, res);
     const url = new URL(req.url!, t.url);
     let account = '';
     const authz = req.headers.authorization;
@@ -183,7 +198,9 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
       }
       account = u;
     }
-    const scopes = url.searchParams.getAll('scope');
+    answer(res, account, url.searchParams.getAll('scope'));
+  });
+  const answer = (res: http.ServerResponse, account: string, scopes: string[]) => {
     const access = scopes.flatMap((s) => {
       const [type, name, actions] = s.split(':');
       const wanted = (actions ?? '').split(',').filter(Boolean);
@@ -198,7 +215,7 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
     const token = `${signing}.${b64url(sign('sha256', Buffer.from(signing), keyPem))}`;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ token, access_token: token, expires_in: t.expiresIn, issued_at: new Date().toISOString() }));
-  });
+  };
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return t;
 }
