@@ -10,9 +10,10 @@ import { configureRegistry, DEFAULT_REGISTRY_SETTINGS } from './settings';
 export const REGISTRY_HELP = `
 IMAGE may also be docker://[HOST[:PORT]/]REPO[:TAG|@sha256:DIGEST]: the image is read from its
 registry lazily, without a pull (Docker's naming: docker://alpine is docker.io/library/alpine:latest).
-localhost and 127.0.0.0/8 get HTTPS unchecked, else plain HTTP (Docker's rule); others verified TLS
-(CAs: the system's bundle, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS; --insecure allows HTTP or unverified TLS). Credentials come from the Docker config ($DOCKER_CONFIG/config.json or
-~/.docker/config.json: auths, credHelpers, credsStore).`;
+localhost and 127.0.0.0/8 get HTTPS unchecked, else plain HTTP (Docker's rule); others verified
+TLS (the system's CAs, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS; --insecure allows HTTP or unverified TLS).
+Credentials come from the Docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json:
+auths, credHelpers, credsStore).`;
 
 export function addRegistryOptions(cmd: Command): Command {
   return cmd

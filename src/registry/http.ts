@@ -66,19 +66,23 @@ export function trustedCas(): string[] {
  */
 export class Agents {
   readonly http = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  private readonly verified = new https.Agent({ keepAlive: true, maxSockets: 8, ca: trustedCas() });
   private readonly unverified = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: false });
+  /** Made on first use: parsing a few hundred CAs takes a while, and loopback never needs them. */
+  private verified?: https.Agent;
 
   constructor(private readonly unverifiedHost: (host: string) => boolean) {}
 
   forUrl(url: URL): http.Agent {
     if (url.protocol !== 'https:') return this.http;
-    return this.unverifiedHost(url.host) ? this.unverified : this.verified;
+    if (this.unverifiedHost(url.host)) return this.unverified;
+    // One secure context for every connection, rather than the CAs parsed again per socket.
+    this.verified ??= new https.Agent({ keepAlive: true, maxSockets: 8, secureContext: tls.createSecureContext({ ca: trustedCas() }) });
+    return this.verified;
   }
 
   destroy(): void {
     this.http.destroy();
-    this.verified.destroy();
+    this.verified?.destroy();
     this.unverified.destroy();
   }
 }
@@ -115,7 +119,7 @@ export function httpAttempt(url: URL, agents: Agents, a: HttpAttempt): Promise<H
         }
         // A body of declared size goes straight into one buffer of that size: a 4 MiB blob
         // window otherwise costs a list of 64 KiB chunks, a copy into one buffer, and the garbage.
-        const into = Number.isSafeInteger(declared) && declared > 0 && declared <= a.maxBody ? Buffer.allocUnsafe(declared) : undefined;
+        const into = a.method !== 'HEAD' && Number.isSafeInteger(declared) && declared > 0 && declared <= a.maxBody ? Buffer.allocUnsafe(declared) : undefined;
         res.on('data', (c: Buffer) => {
           if (into && got + c.length <= into.length) {
             c.copy(into, got);
