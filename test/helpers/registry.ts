@@ -169,7 +169,8 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
     certFile,
     requests: [],
     expiresIn: opts.expiresIn ?? 300,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // Its key and certificate go with it (they were left behind in the temp dir before).
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())).then(() => fs.rmSync(dir, { recursive: true, force: true })),
   };
   /** The OAuth2 refresh-token grant (what an `identitytoken` is exchanged by): a form POST. */
   const refreshGrant = (req: http.IncomingMessage, res: http.ServerResponse) => {
