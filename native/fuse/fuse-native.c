@@ -32,6 +32,8 @@
  *  - Kernel-cached listings (`cacheDirs`): the kernel channel is wrapped so that every OPENDIR
  *    reply carries FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, which libfuse 2 can not set.
  *  - fuse_native_counters: what the answer cache answered, for benchmarks.
+ *  - readdir also takes a packed answer (readdir_packed): one buffer of NUL-ended names and one
+ *    Uint32Array of 24-word stats, so a huge listing costs JS two objects, not two per name.
  */
 
 #define _GNU_SOURCE
@@ -821,6 +823,47 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   detach_answer_buffer(env, argv[3]);
 })
 
+// The packed form of a readdir answer: `names` a Uint8Array of the names, each ended by a NUL
+// byte, and `stats` a Uint32Array of SPAN_STAT_WORDS words per name (a stat array with its span,
+// span id 0 for none). A listing of a million names is then two objects instead of two million,
+// and nothing here asks N-API per name. A name over READDIR_NAME_MAX bytes is skipped, as in the
+// array form; a malformed answer (sizes that do not agree) is EIO.
+static int readdir_packed (napi_env env, fuse_thread_locals_t *l, napi_value raw_names, napi_value raw_stats) {
+  napi_typedarray_type type;
+  size_t names_len = 0, words_len = 0, offset = 0;
+  void *names_data = NULL, *words_data = NULL;
+  napi_value ab;
+  bool is_typed = false;
+  if (napi_get_typedarray_info(env, raw_names, &type, &names_len, &names_data, &ab, &offset) != napi_ok || type != napi_uint8_array) return -EIO;
+  if (napi_is_typedarray(env, raw_stats, &is_typed) != napi_ok || !is_typed) return -EIO;
+  if (napi_get_typedarray_info(env, raw_stats, &type, &words_len, &words_data, &ab, &offset) != napi_ok || type != napi_uint32_array) return -EIO;
+  const char *names = (const char *) names_data;
+  uint32_t *words = (uint32_t *) words_data;
+  size_t count = 0;
+  for (size_t i = 0; i < names_len; i++) if (names[i] == 0) count++;
+  if ((names_len > 0 && names[names_len - 1] != 0) || words_len != count * SPAN_STAT_WORDS) return -EIO;
+
+  dircache_t *dc = l->fuse->dc;
+  dc_builder_t b;
+  memset(&b, 0, sizeof b);
+  dc_begin(dc, l->path, (uint32_t) count, &b);
+  bool full = false;
+  const char *name = names;
+  for (size_t i = 0; i < count; i++) {
+    size_t len = strlen(name);
+    uint32_t *ints = words + i * SPAN_STAT_WORDS;
+    if (len <= READDIR_NAME_MAX) {
+      struct stat st;
+      populate_stat(ints, &st);
+      if (b.d != NULL && dc_add(dc, &b, name, len, &st, ints, SPAN_STAT_WORDS) != 0) dc_discard(&b);
+      if (!full && l->readdir_filler((char *) l->buf, name, &st, 0) == 1) full = true;
+    }
+    name += len + 1;
+  }
+  if (b.d != NULL) dc_commit(dc, &b);
+  return 0;
+}
+
 FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info), {
   l->buf = buf;
   l->path = path;
@@ -831,8 +874,12 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
   // Names are byte strings (latin1); a stat array per name, when there is one per name, is
-  // passed to libfuse as it is (the same layout as getattr's answer).
-  if (res == 0) {
+  // passed to libfuse as it is (the same layout as getattr's answer). Or the packed form: one
+  // buffer of names and one Uint32Array of stats (readdir_packed).
+  bool packed = false;
+  if (res == 0 && napi_is_typedarray(env, argv[2], &packed) == napi_ok && packed) {
+    res = readdir_packed(env, l, argv[2], argv[3]);
+  } else if (res == 0) {
     napi_value raw_names = argv[2];
     napi_value raw_stats = argv[3];
     uint32_t names_length = 0;

@@ -7,6 +7,7 @@ import { EntryType } from '../tar/entry';
 import type { NodeStat, Tree } from '../union/tree';
 import type { Namespace, Resolved } from './namespace';
 import { displayName } from '../names';
+import { makedev, packEntries, packTree, SPAN_STAT_WORDS, STAT_WORDS, writeStat, type LayerSpan, type PackedListing } from './listing';
 
 const { errno } = os.constants;
 
@@ -61,59 +62,19 @@ function fileSpan(view: ImageView, tree: Tree, node: number, check = true): Read
 /** How many paths `read` keeps resolved (reads arrive by path: opens are not sent, see `open`). */
 const READ_TARGETS = 64;
 
-/** st_rdev the way glibc's makedev packs it. */
-function makedev(major: number, minor: number): number {
-  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)) >>> 0;
-}
+export { STAT_WORDS, SPAN_STAT_WORDS } from './listing';
 
-/** Number of uint32 words in a stat array. */
-export const STAT_WORDS = 21;
-
-/**
- * The stat array the native fork (native/fuse/fuse-native.c, populate_stat) reads for getattr,
- * fgetattr and each readdir entry: 21 uint32 words, the only stat layout in the project.
- *   0 mode, 1 uid, 2 gid, 3-4 size (low, high), 5 dev, 6 nlink, 7 ino, 8 rdev, 9 blksize,
- *   10-11 blocks (low, high), 12-13 atime seconds (signed 64-bit, two's complement, low then
- *   high), 14 atime nanoseconds, 15-16 + 17 mtime, 18-19 + 20 ctime.
- * atime and ctime are the mtime: an image records only that.
- */
 export function statArray(st: NodeStat, span?: { offset: number; id: number }): Uint32Array {
   const a = new Uint32Array(span ? SPAN_STAT_WORDS : STAT_WORDS);
-  // Two words, low then high; a negative number comes out as its two's complement.
-  const put = (i: number, n: number) => {
-    const low = ((n % 4294967296) + 4294967296) % 4294967296;
-    a[i] = low;
-    a[i + 1] = (n - low) / 4294967296; // the Uint32Array stores -1 as 0xffffffff
-  };
-  const sec = st.mtime;
-  const nsec = st.mtimeNsec;
-  a[0] = st.mode;
-  a[1] = st.uid;
-  a[2] = st.gid;
-  put(3, st.size);
-  a[6] = st.nlink;
-  a[7] = st.ino;
-  a[8] = st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice ? makedev(st.devmajor, st.devminor) : 0;
-  a[9] = 4096;
-  put(10, Math.ceil(st.size / 512));
-  for (const i of [12, 15, 18]) {
-    put(i, sec);
-    a[i + 2] = nsec;
-  }
+  const rdev = st.type === EntryType.CharDevice || st.type === EntryType.BlockDevice ? makedev(st.devmajor, st.devminor) : 0;
+  writeStat(a, 0, st.mode, st.uid, st.gid, st.size, st.nlink, st.ino, rdev, st.mtime, st.mtimeNsec);
   if (span) {
-    put(21, span.offset);
+    a[21] = span.offset % 4294967296;
+    a[22] = Math.floor(span.offset / 4294967296);
     a[23] = span.id;
   }
   return a;
 }
-
-/**
- * A stat array with the file's bytes as a span: words 21-22 their offset in the archive, word
- * 23 the id the native side gave the archive file (OpsOptions.spanFile). The native side then
- * answers this file's reads itself (a pread of its own duplicate of the descriptor, checked
- * with an fstat against the stamp the file was indexed with), without a hop onto the JS thread.
- */
-export const SPAN_STAT_WORDS = 24;
 
 /**
  * The operation table the native fork (native/fuse) calls, over a Namespace. Paths and names
@@ -139,9 +100,9 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
   // libfuse 2 lets the kernel cache attributes and lookups but never directory listings, so a
   // second `find` lists every directory again; an image never changes, so each listing is built
   // once (names plus ready-made stat arrays) and kept.
-  const readdirCache = new LRUCache<string, { names: string[]; stats: Uint32Array[] }>({
+  const readdirCache = new LRUCache<string, PackedListing>({
     maxSize: opts.readdirCacheEntries ?? 2_000_000,
-    sizeCalculation: (v) => v.names.length + 1,
+    sizeCalculation: (v) => v.count + 1,
   });
 
   const guard = (name: string, fn: (...args: any[]) => void, onError: (cb: Cb) => void) =>
@@ -171,27 +132,35 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
     return id;
   };
 
-  const listing = (r: Resolved) => {
+  // Per layer: where its plain files' bytes are for the native side (null: not served there).
+  const layerSpans = new Map<number, LayerSpan | null>();
+  const layerSpan = (slot: number): LayerSpan | null => {
+    let span = layerSpans.get(slot);
+    if (span === undefined) {
+      const stream = view.layers[slot].stream;
+      const range = opts.spanFile ? stream.fileRange?.() : undefined;
+      const id = range ? spanId(range.file) : 0;
+      span = id ? { start: range!.start, id, streamSize: stream.size } : null;
+      layerSpans.set(slot, span);
+    }
+    return span;
+  };
+  // A name over 255 bytes breaks most tools that meet it (it can still be opened by its exact
+  // name, up to FUSE's 1,024): list none, and say so. Names are byte strings, so their length is
+  // their size in bytes.
+  const skipped = (bytes: number) => opts.log(`readdir: left out a ${bytes}-byte name (longer than 255)`);
+  const listing = (r: Resolved): PackedListing => {
     const key = keyOf(r);
     let hit = readdirCache.get(key);
     if (!hit) {
-      // A name over 255 bytes breaks most tools that meet it (it can still be opened by its
-      // exact name, up to FUSE's 1,024): list none, and say so. Names are byte strings, so
-      // their length is their size in bytes.
-      const children = ns.list(r).filter((c) => {
-        if (c.name.length <= 255) return true;
-        opts.log(`readdir: left out a ${c.name.length}-byte name (longer than 255)`);
-        return false;
-      });
       const self = statArray(ns.stat(r));
-      const childStat = (c: { entry: Resolved }) => {
-        const st = ns.stat(c.entry);
-        if (!opts.spanFile || st.type !== EntryType.File) return statArray(st);
-        const span = spanOf(c.entry, false);
-        const id = span && span.size === st.size ? spanId(span.file) : 0;
-        return statArray(st, id ? { offset: span!.offset, id } : undefined);
-      };
-      hit = { names: ['.', '..', ...children.map((c) => c.name)], stats: [self, self, ...children.map(childStat)] };
+      if (r.kind === 'tree') {
+        // Straight from the tree's columns: no object per child (listing.ts).
+        hit = packTree(r.space.tree(), r.node, r.space.inoBase, self, layerSpan, skipped);
+      } else {
+        const children = ns.list(r).filter((c) => c.name.length <= 255 || (skipped(c.name.length), false));
+        hit = packEntries([{ name: '.', stat: self }, { name: '..', stat: self }, ...children.map((c) => ({ name: c.name, stat: statArray(ns.stat(c.entry)) }))]);
+      }
       readdirCache.set(key, hit);
     }
     return hit;

@@ -410,12 +410,16 @@ class Building {
     const cmp = (a: number, b: number) => this.compareNames(a, b);
     for (let n = 0; n < count; n++) {
       const node = order[n];
-      const kids = edges.subarray(firstEdge[node], firstEdge[node + 1]);
-      if (kids.length > 1) kids.sort(cmp);
+      const from = firstEdge[node];
+      const to = firstEdge[node + 1];
+      // Usually already in order (a tar lists a directory sorted); sorting allocates, checking does not.
+      let sorted = true;
+      for (let k = from + 1; k < to && sorted; k++) sorted = cmp(edges[k - 1], edges[k]) < 0;
+      if (!sorted) edges.subarray(from, to).sort(cmp);
       childFirst[n] = count;
-      childCount[n] = kids.length;
-      for (let k = 0; k < kids.length; k++) {
-        order[count] = kids[k];
+      childCount[n] = to - from;
+      for (let k = from; k < to; k++) {
+        order[count] = edges[k];
         parents[count++] = n;
       }
     }
@@ -443,7 +447,9 @@ class Building {
     const names = Buffer.allocUnsafe(nameStart[count]);
     for (let n = 1; n < count; n++) {
       const node = order[n];
-      this.pools[this.namePool[node]].copy(names, nameStart[n], this.nameStart[node], this.nameEnd[node]);
+      const pool = this.pools[this.namePool[node]];
+      // Names are short: a byte loop beats a Buffer.copy call per name.
+      for (let i = this.nameStart[node], at = nameStart[n]; i < this.nameEnd[node]; i++, at++) names[at] = pool[i];
     }
     return new Tree(
       layers,
