@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { buildTree, type BuildOptions } from '../src/union/build';
 import { EntryType } from '../src/tar/entry';
 import { TarIndexBuilder, type TarIndex } from '../src/tar/tar-index';
@@ -98,5 +100,35 @@ describe('union build (columns) agrees with the reference build', () => {
     const layer = b.finish();
     assertSame([layer], [0], { mode: 'merged' }, 'big directory');
     assert.equal(buildTree([layer], [0], { mode: 'merged' }).tree.nodeCount, 50_002);
+  });
+
+  it('builds without a JS object per entry: the heap does not grow with the tree (the reference build\'s does)', (t) => {
+    // A full collection between measures, so what is counted is what the build keeps alive while it runs.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const entries = 300_000;
+    const b = new TarIndexBuilder();
+    for (let i = 0; i < entries; i++) {
+      const path = i % 10 === 0 ? `d${Math.floor(i / 10)}` : `d${Math.floor(i / 10)}/f${i}`;
+      b.add({ path, type: i % 10 === 0 ? EntryType.Directory : EntryType.File, mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, mtimeNsec: 0, dataOffset: 0, storedSize: 0 });
+    }
+    const layer = b.finish();
+    // Growth of V8's heap (objects, strings, Maps) across a build, per entry; typed-array columns live outside it.
+    const heapGrowth = (build: typeof buildTree) => {
+      gc();
+      const before = v8.getHeapStatistics().total_heap_size;
+      const built = build([layer], [0], { mode: 'merged' });
+      const grown = v8.getHeapStatistics().total_heap_size - before;
+      assert.equal(built.tree.nodeCount, entries + 1);
+      return grown / entries;
+    };
+    const reference = heapGrowth(referenceBuild);
+    const lean = heapGrowth(buildTree);
+    assert.ok(reference > 100, `the measure sees per-entry objects: reference build grew the heap ${reference.toFixed(0)} B/entry`);
+    t.diagnostic(`heap growth per entry: reference ${reference.toFixed(0)}, lean ${lean.toFixed(1)}`);
+    assert.ok(lean < 20, `the build grew the heap ${lean.toFixed(1)} B/entry (reference: ${reference.toFixed(0)})`);
+    // What the tree keeps: its columns, a few dozen bytes per node.
+    const tree = buildTree([layer], [0], { mode: 'merged' }).tree;
+    assert.ok(tree.byteSize() / tree.nodeCount < 64, `${(tree.byteSize() / tree.nodeCount).toFixed(1)} bytes per node`);
   });
 });

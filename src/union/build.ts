@@ -43,7 +43,7 @@ const WH = [0x2e, 0x77, 0x68, 0x2e];
 export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
   const warnings: Warning[] = [];
   const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
-  const b = new Building(layers, apply[0] ?? 0, layers.reduce((n, l) => n + l.count, 0));
+  const b = new Building(layers, apply[0] ?? 0, apply.reduce((n, slot) => n + layers[slot].count, 0));
   const outsideObjs = new Map<NodeSource, number>();
 
   for (const slot of apply) {
@@ -188,7 +188,6 @@ class Building {
   objEntry: Int32Array;
   private slotKey: Int32Array;
   private slotVal: Int32Array;
-  private slotHash: Uint32Array;
   private used = 0;
   /** Bumped whenever a directory leaves the tree: the remembered parent (ensureDir) is then stale. */
   private epoch = 0;
@@ -197,7 +196,9 @@ class Building {
 
   constructor(layers: readonly TarIndex[], rootSlot: number, entries: number) {
     this.pools = layers.map((l) => l.pathPool);
-    const cap = Math.max(64, Math.min(entries + 16, 1 << 16));
+    // Sized for every entry plus a few implied parents up front: growing would copy each column
+    // and leave the old one behind as garbage at the point of peak memory.
+    const cap = entries + 64;
     this.parent = new Int32Array(cap);
     this.namePool = new Uint16Array(cap);
     this.nameStart = new Uint32Array(cap);
@@ -206,9 +207,10 @@ class Building {
     this.isDir = new Uint8Array(cap);
     this.objLayer = new Uint16Array(cap);
     this.objEntry = new Int32Array(cap);
-    this.slotKey = new Int32Array(1 << 8).fill(-1);
-    this.slotVal = new Int32Array(1 << 8);
-    this.slotHash = new Uint32Array(1 << 8);
+    let slots = 256;
+    while (slots < cap * 1.5) slots *= 2;
+    this.slotKey = new Int32Array(slots).fill(-1);
+    this.slotVal = new Int32Array(slots);
     this.root = this.newNode(-1, 0, 0, 0, this.newObj(rootSlot, -1), true);
   }
 
@@ -257,7 +259,7 @@ class Building {
     for (let at = h & mask; ; at = (at + 1) & mask) {
       const key = this.slotKey[at];
       if (key < 0) return at;
-      if (this.slotHash[at] === h && this.parent[key] === parent && this.sameName(key, pool, s, e)) return at;
+      if (this.parent[key] === parent && this.sameName(key, pool, s, e)) return at;
     }
   }
 
@@ -286,7 +288,6 @@ class Building {
         at = this.slotOf(dir, pool, s, e, h);
       }
       this.slotKey[at] = node;
-      this.slotHash[at] = h;
       this.used++;
     } else if (this.slotVal[at] >= 0 && this.isDir[this.slotVal[at]]) {
       this.epoch++;
@@ -320,19 +321,17 @@ class Building {
   private rehash(): void {
     const keys = this.slotKey;
     const vals = this.slotVal;
-    const hashes = this.slotHash;
     const size = keys.length * 2;
     this.slotKey = new Int32Array(size).fill(-1);
     this.slotVal = new Int32Array(size);
-    this.slotHash = new Uint32Array(size);
     const mask = size - 1;
     for (let i = 0; i < keys.length; i++) {
-      if (keys[i] < 0) continue;
-      let at = hashes[i] & mask;
+      const key = keys[i];
+      if (key < 0) continue;
+      let at = hashBytes(this.parent[key], this.pools[this.namePool[key]], this.nameStart[key], this.nameEnd[key]) & mask;
       while (this.slotKey[at] >= 0) at = (at + 1) & mask;
-      this.slotKey[at] = keys[i];
+      this.slotKey[at] = key;
       this.slotVal[at] = vals[i];
-      this.slotHash[at] = hashes[i];
     }
   }
 
@@ -395,10 +394,11 @@ class Building {
     for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) firstEdge[this.parent[slotVal[i]] + 1]++;
     for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
     const edges = new Int32Array(firstEdge[this.nodes]);
-    const fill = firstEdge.slice(0, this.nodes);
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[fill[this.parent[slotVal[i]]]++] = slotVal[i];
+    // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
+    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[firstEdge[this.parent[slotVal[i]]]++] = slotVal[i];
+    for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
+    firstEdge[0] = 0;
     this.slotKey = this.slotVal = new Int32Array(0);
-    this.slotHash = new Uint32Array(0);
 
     const order = new Int32Array(edges.length + 1);
     const childFirst = new Int32Array(order.length);
@@ -451,17 +451,19 @@ class Building {
       // Names are short: a byte loop beats a Buffer.copy call per name.
       for (let i = this.nameStart[node], at = nameStart[n]; i < this.nameEnd[node]; i++, at++) names[at] = pool[i];
     }
+    // Exact already unless some edges hung below replaced directories: copy only then.
+    const fit = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T => (a.length === n ? a : (a.slice(0, n) as T));
     return new Tree(
       layers,
       names,
       nameStart,
-      parents.slice(0, count),
-      childFirst.slice(0, count),
-      childCount.slice(0, count),
+      fit(parents, count),
+      fit(childFirst, count),
+      fit(childCount, count),
       nodeObj,
-      objLayer.slice(0, objs),
-      objEntry.slice(0, objs),
-      objNlink.slice(0, objs),
+      fit(objLayer, objs),
+      fit(objEntry, objs),
+      fit(objNlink, objs),
     );
   }
 
