@@ -193,7 +193,8 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
     allowOther: !!opts.allowOther,
     maxRead: 131072,
     timeout: 60_000,
-    dirCacheBytes: DIR_CACHE_BYTES,
+    // $OCIMOUNT_FUSE_DIR_CACHE_BYTES: another budget, for tests of listings that do not fit.
+    dirCacheBytes: Number(process.env.OCIMOUNT_FUSE_DIR_CACHE_BYTES) || DIR_CACHE_BYTES,
     // The kernel keeps directory listings (FOPEN_CACHE_DIR): a second walk sends no READDIR.
     cacheDirs: process.env.OCIMOUNT_FUSE_CACHE_DIRS !== '0',
   });
