@@ -32,6 +32,9 @@
  *  - Kernel-cached listings (`cacheDirs`): the kernel channel is wrapped so that every OPENDIR
  *    reply carries FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, which libfuse 2 can not set.
  *  - fuse_native_counters: what the answer cache answered, for benchmarks.
+ *  - readdir also takes a packed answer (readdir_packed): one buffer of NUL-ended names and one
+ *    Uint32Array of 24-word stats, so a huge listing costs JS two objects, not two per name;
+ *    fuse_native_prime puts such a listing into the answer cache before it is asked for.
  */
 
 #define _GNU_SOURCE
@@ -821,6 +824,62 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   detach_answer_buffer(env, argv[3]);
 })
 
+// The packed form of a listing: `names` a Uint8Array of the names, each ended by a NUL byte,
+// and `stats` a Uint32Array of SPAN_STAT_WORDS words per name (a stat array with its span, span
+// id 0 for none). A listing of a million names is then two objects instead of two million, and
+// nothing here asks N-API per name. Sets *names and *words and returns the count of names, or
+// -1 when the sizes do not agree.
+static ssize_t packed_listing (napi_env env, napi_value raw_names, napi_value raw_stats, const char **names, uint32_t **words) {
+  napi_typedarray_type type;
+  size_t names_len = 0, words_len = 0, offset = 0;
+  void *names_data = NULL, *words_data = NULL;
+  napi_value ab;
+  bool is_typed = false;
+  if (napi_is_typedarray(env, raw_names, &is_typed) != napi_ok || !is_typed) return -1;
+  if (napi_get_typedarray_info(env, raw_names, &type, &names_len, &names_data, &ab, &offset) != napi_ok || type != napi_uint8_array) return -1;
+  if (napi_is_typedarray(env, raw_stats, &is_typed) != napi_ok || !is_typed) return -1;
+  if (napi_get_typedarray_info(env, raw_stats, &type, &words_len, &words_data, &ab, &offset) != napi_ok || type != napi_uint32_array) return -1;
+  *names = (const char *) names_data;
+  *words = (uint32_t *) words_data;
+  size_t count = 0;
+  for (size_t i = 0; i < names_len; i++) if ((*names)[i] == 0) count++;
+  if ((names_len > 0 && (*names)[names_len - 1] != 0) || words_len != count * SPAN_STAT_WORDS) return -1;
+  return (ssize_t) count;
+}
+
+// Puts a packed listing into the answer cache as the listing of `path` (JS thread only) and, when
+// `filler` is given, into libfuse's readdir buffer. A name over READDIR_NAME_MAX bytes is skipped,
+// as in the array form.
+static void packed_fill (dircache_t *dc, const char *path, const char *names, uint32_t *words, size_t count, fuse_fill_dir_t filler, void *buf) {
+  dc_builder_t b;
+  memset(&b, 0, sizeof b);
+  dc_begin(dc, path, (uint32_t) count, &b);
+  bool full = filler == NULL;
+  const char *name = names;
+  for (size_t i = 0; i < count; i++) {
+    size_t len = strlen(name);
+    uint32_t *ints = words + i * SPAN_STAT_WORDS;
+    if (len <= READDIR_NAME_MAX) {
+      struct stat st;
+      populate_stat(ints, &st);
+      if (b.d != NULL && dc_add(dc, &b, name, len, &st, ints, SPAN_STAT_WORDS) != 0) dc_discard(&b);
+      if (!full && filler(buf, name, &st, 0) == 1) full = true;
+    }
+    name += len + 1;
+  }
+  if (b.d != NULL) dc_commit(dc, &b);
+}
+
+// readdir answered in the packed form; a malformed answer is EIO.
+static int readdir_packed (napi_env env, fuse_thread_locals_t *l, napi_value raw_names, napi_value raw_stats) {
+  const char *names;
+  uint32_t *words;
+  ssize_t count = packed_listing(env, raw_names, raw_stats, &names, &words);
+  if (count < 0) return -EIO;
+  packed_fill(l->fuse->dc, l->path, names, words, (size_t) count, l->readdir_filler, (void *) l->buf);
+  return 0;
+}
+
 FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info), {
   l->buf = buf;
   l->path = path;
@@ -831,8 +890,12 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   napi_create_string_latin1(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
 }, {
   // Names are byte strings (latin1); a stat array per name, when there is one per name, is
-  // passed to libfuse as it is (the same layout as getattr's answer).
-  if (res == 0) {
+  // passed to libfuse as it is (the same layout as getattr's answer). Or the packed form: one
+  // buffer of names and one Uint32Array of stats (readdir_packed).
+  bool packed = false;
+  if (res == 0 && napi_is_typedarray(env, argv[2], &packed) == napi_ok && packed) {
+    res = readdir_packed(env, l, argv[2], argv[3]);
+  } else if (res == 0) {
     napi_value raw_names = argv[2];
     napi_value raw_stats = argv[3];
     uint32_t names_length = 0;
@@ -1333,6 +1396,37 @@ static int fuse_native_read_fast (const char *path, char *buf, size_t len, off_t
 // a BigInt64Array [dev, ino, size, mtime s, mtime ns, ctime s, ctime ns, nlink] as it was when
 // the file was indexed. Returns the id for word 23 of stat arrays (1-based), or 0 when the
 // file is not served here (no answer cache, no room, or it already differs from the stamp).
+// fuse_native_prime(thread, path, names, stats): puts the packed listing of directory `path` (a
+// byte string, as the kernel names it) into the answer cache before anyone asked for it, so that
+// its READDIR, and the LOOKUPs of its names, are answered on libfuse's threads with no hop onto
+// JS. JS primes the directories below one it has just listed (src/fuse/ops.ts): a first `find`
+// then reaches JS once per batch of directories instead of once per directory. Returns whether
+// the listing was taken (not when there is no answer cache, or the answer is malformed).
+NAPI_METHOD(fuse_native_prime) {
+  NAPI_ARGV(4)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
+  napi_value result;
+  bool taken = false;
+  dircache_t *dc = ft->dc;
+  size_t path_len = 0;
+  const char *names;
+  uint32_t *words;
+  ssize_t count = -1;
+  if (dc != NULL && dc->budget > 0 && napi_get_value_string_latin1(env, argv[1], NULL, 0, &path_len) == napi_ok) {
+    count = packed_listing(env, argv[2], argv[3], &names, &words);
+  }
+  if (count >= 0) {
+    char *path = malloc(path_len + 1);
+    if (path != NULL && napi_get_value_string_latin1(env, argv[1], path, path_len + 1, &path_len) == napi_ok && strlen(path) == path_len) {
+      packed_fill(dc, path, names, words, (size_t) count, NULL, NULL);
+      taken = true;
+    }
+    free(path);
+  }
+  napi_get_boolean(env, taken, &result);
+  return result;
+}
+
 NAPI_METHOD(fuse_native_span_file) {
   NAPI_ARGV(3)
   NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
@@ -1659,6 +1753,7 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse_native_unmount)
   NAPI_EXPORT_FUNCTION(fuse_native_counters)
   NAPI_EXPORT_FUNCTION(fuse_native_span_file)
+  NAPI_EXPORT_FUNCTION(fuse_native_prime)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)

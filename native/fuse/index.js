@@ -7,6 +7,9 @@
  * It drives the patched native part next to it (fuse-native.c), built on install into
  * build/Release/ocimount_fuse.node. What differs from upstream:
  *  - paths and names are byte strings (latin1: one JS char per byte), both ways;
+ *  - readdir may also answer packed: (err, names: Uint8Array of NUL-ended names, stats:
+ *    Uint32Array of 24 words per name), and prime(path, names, stats) caches such a listing
+ *    natively before it is asked for;
  *  - getattr, fgetattr and readdir answer with ready stat arrays (21 uint32 words, layout in
  *    fuse-native.c at populate_stat; ocimount builds them in src/fuse/ops.ts statArray) that
  *    go to the native side untouched: there is no stat-object conversion here;
@@ -268,6 +271,16 @@ class Fuse {
   spanFile (fd, stamp) {
     if (!this._thread || this._unmounting) return 0
     return binding.fuse_native_span_file(this._thread, fd, stamp)
+  }
+
+  /**
+   * Puts the listing of directory `path` (a byte string, as the kernel names it) into the answer
+   * cache before it is asked for, in readdir's packed form: `names` a Uint8Array of NUL-ended
+   * names, `stats` a Uint32Array of 24 words per name. Returns whether it was taken.
+   */
+  prime (path, names, stats) {
+    if (!this._thread || this._unmounting) return false
+    return binding.fuse_native_prime(this._thread, path, names, stats)
   }
 
   /**

@@ -33,6 +33,8 @@ export interface FuseInstance {
   unmount(cb: (err: Error | null) => void): void;
   /** Registers an open archive file for native reads (see native/fuse/index.js); 0: not read natively. */
   spanFile(fd: number, stamp: BigInt64Array): number;
+  /** Caches a packed listing natively before it is asked for (see native/fuse/index.js); false: not taken. */
+  prime(path: string, names: Uint8Array, stats: Uint32Array): boolean;
 }
 export type FuseConstructor = new (mnt: string, ops: object, opts: object) => FuseInstance;
 
@@ -178,7 +180,7 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
   // "answer cache"); JS then needs only a small listing cache of its own.
   // Span files are registered with the mounted instance (listings are only asked for once it is).
   let served: FuseInstance | undefined;
-  const ops = makeOps(ns, view, { log: opts.log, spanFile: (file) => served?.spanFile(file.fd, file.identity()) ?? 0, readdirCacheEntries: 100_000 });
+  const ops = makeOps(ns, view, { log: opts.log, spanFile: (file) => served?.spanFile(file.fd, file.identity()) ?? 0, prime: (p, l) => served?.prime(p, l.names, l.stats) ?? false, readdirCacheEntries: 100_000 });
   const label = path.basename(view.archive.files.location).replace(/[^A-Za-z0-9._:@+-]/g, '_').slice(0, 100) || 'image';
   const extra = ['ro', 'use_ino', 'negative_timeout=3600', ...(opts.allowOther ? ['default_permissions'] : []), ...(opts.nonempty ? ['nonempty'] : []), ...extraFuseOptions()];
   const fuse = new Fuse(mnt, ops, {
@@ -191,7 +193,8 @@ export async function mountImage(view: ImageView, mnt: string, opts: MountOption
     allowOther: !!opts.allowOther,
     maxRead: 131072,
     timeout: 60_000,
-    dirCacheBytes: DIR_CACHE_BYTES,
+    // $OCIMOUNT_FUSE_DIR_CACHE_BYTES: another budget, for tests of listings that do not fit.
+    dirCacheBytes: Number(process.env.OCIMOUNT_FUSE_DIR_CACHE_BYTES) || DIR_CACHE_BYTES,
     // The kernel keeps directory listings (FOPEN_CACHE_DIR): a second walk sends no READDIR.
     cacheDirs: process.env.OCIMOUNT_FUSE_CACHE_DIRS !== '0',
   });

@@ -1,18 +1,9 @@
-import { baseName, parentOf } from '../paths';
 import { EntryType } from '../tar/entry';
 import { displayName } from '../names';
 import type { TarIndex } from '../tar/tar-index';
 import { Tree, type NodeSource } from './tree';
 import { whiteoutMeaning } from './whiteout';
 import { warning, type Warning } from '../warnings';
-
-
-interface MutableNode {
-  name: string;
-  obj: NodeSource;
-  /** Present exactly when the node is a directory. */
-  children?: Map<string, MutableNode>;
-}
 
 export interface BuildOptions {
   /**
@@ -34,7 +25,9 @@ export interface BuiltTree {
   warnings: Warning[];
 }
 
-const implied = (layerSlot: number): NodeSource => ({ layerSlot, entry: -1 });
+const SLASH = 0x2f;
+/** `.wh.`, the whiteout prefix, as bytes. */
+const WH = [0x2e, 0x77, 0x68, 0x2e];
 
 /**
  * Builds the file tree of the layers in `apply` (slots of `layers`, bottom first), the way containerd's and go-containerregistry's
@@ -42,152 +35,455 @@ const implied = (layerSlot: number): NodeSource => ({ layerSlot, entry: -1 });
  * layers left (so they can never touch the layer's own entries, wherever they sit in the tar),
  * then the layer's entries apply in tar order: a later duplicate wins, a directory over a
  * directory merges, anything else replaces the old path and its subtree.
+ *
+ * Built in typed-array columns (see Building), never an object or a string per entry: a tree of
+ * two million paths would otherwise cost several hundred bytes per entry while it is built, and
+ * Node's heap does not give that memory back.
  */
 export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
   const warnings: Warning[] = [];
   const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
-  const root: MutableNode = { name: '', obj: implied(apply[0] ?? 0), children: new Map() };
-
-  const lookup = (path: string): MutableNode | undefined => {
-    let node: MutableNode | undefined = root;
-    if (path === '') return node;
-    for (const part of path.split('/')) {
-      node = node.children?.get(part);
-      if (!node) return undefined;
-    }
-    return node;
-  };
-
-  /** The directory at `path`, created (or put in place of a non-directory) where missing. */
-  const ensureDir = (path: string, slot: number): MutableNode => {
-    let node = root;
-    if (path === '') return node;
-    for (const part of path.split('/')) {
-      let next = node.children!.get(part);
-      if (!next || !next.children) {
-        next = { name: part, obj: implied(slot), children: new Map() };
-        node.children!.set(part, next);
-      }
-      node = next;
-    }
-    return node;
-  };
+  const b = new Building(layers, apply[0] ?? 0, apply.reduce((n, slot) => n + layers[slot].count, 0));
+  const outsideObjs = new Map<NodeSource, number>();
 
   for (const slot of apply) {
     const index = layers[slot];
-    const adds: number[] = [];
-    const opaque: string[] = [];
-    const whiteouts: string[] = [];
+    const pool = index.pathPool;
+    const starts = index.pathStart;
+    // Markers (whiteouts, opaque, AUFS, invalid) are set aside; everything else is added below.
+    const marker = new Uint8Array(index.count);
+    const opaque: number[] = [];
+    const whiteouts: number[] = [];
     for (let i = 0; i < index.count; i++) {
+      if (opts.mode !== 'merged' || !startsWhiteout(pool, starts[i], starts[i + 1])) continue;
       const path = index.path(i);
-      const meaning = opts.mode === 'merged' ? whiteoutMeaning(path) : ({ kind: 'entry' } as const);
-      if (meaning.kind === 'entry') {
-        adds.push(i);
-        continue;
-      }
+      const meaning = whiteoutMeaning(path);
+      if (meaning.kind === 'entry') continue;
+      marker[i] = 1;
       if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
         const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
         warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
       }
-      if (meaning.kind === 'opaque') opaque.push(meaning.dir);
-      else if (meaning.kind === 'whiteout') whiteouts.push(meaning.target);
+      if (meaning.kind === 'opaque') opaque.push(i);
+      else if (meaning.kind === 'whiteout') whiteouts.push(i);
       else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
     }
 
-    for (const dir of opaque) {
-      const node = lookup(dir);
-      if (node?.children) node.children.clear();
+    // Opaque: the marker's directory (its path up to the last slash) loses every child.
+    for (const i of opaque) {
+      const node = b.lookupBytes(pool, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
+      if (node >= 0 && b.isDir[node]) b.clearDir(node);
     }
-    for (const path of whiteouts) {
-      const node = lookup(parentOf(path));
-      node?.children?.delete(baseName(path));
+    // `dir/.wh.name` deletes `dir/name`.
+    for (const i of whiteouts) {
+      const s = starts[i];
+      const e = starts[i + 1];
+      const dir = b.lookupBytes(pool, s, parentEnd(pool, s, e));
+      if (dir >= 0 && b.isDir[dir]) b.remove(dir, pool, baseStart(pool, s, e) + WH.length, e);
     }
     // An opaque marker says its directory exists in this layer, even with nothing else in it.
-    for (const dir of opaque) ensureDir(dir, slot);
+    for (const i of opaque) b.ensureDir(pool, starts[i], parentEnd(pool, starts[i], starts[i + 1]), slot);
 
-    for (const i of adds) {
-      const path = index.path(i);
+    for (let i = 0; i < index.count; i++) {
+      if (marker[i]) continue;
+      const s = starts[i];
+      const e = starts[i + 1];
       const type = index.type(i);
-      const obj: NodeSource = { layerSlot: slot, entry: i };
-      if (path === '') {
-        if (type === EntryType.Directory) root.obj = obj;
+      if (s === e) {
+        if (type === EntryType.Directory) b.setObj(b.root, slot, i);
         continue;
       }
-      const parent = ensureDir(parentOf(path), slot);
-      const base = baseName(path);
-      const existing = parent.children!.get(base);
+      const parent = b.ensureDir(pool, s, parentEnd(pool, s, e), slot);
+      const base = baseStart(pool, s, e);
+      const existing = b.child(parent, pool, base, e);
       if (type === EntryType.Directory) {
-        if (existing?.children) existing.obj = obj;
-        else parent.children!.set(base, { name: base, obj, children: new Map() });
+        if (existing >= 0 && b.isDir[existing]) b.setObj(existing, slot, i);
+        else b.put(parent, pool, base, e, b.newObj(slot, i), true);
         continue;
       }
       if (type === EntryType.HardLink) {
         const targetPath = index.extras.get(i)?.linkname ?? '';
-        const target = lookup(targetPath);
-        let targetObj = target && !target.children ? target.obj : undefined;
-        if (!target && opts.resolveOutside) targetObj = opts.resolveOutside(targetPath);
-        if (!targetObj) {
-          const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target ? 'is a directory' : 'not found'}; skipped`;
+        const target = b.lookupString(targetPath);
+        let targetObj = target >= 0 && !b.isDir[target] ? b.nodeObj[target] : -1;
+        if (target < 0 && opts.resolveOutside) {
+          const outside = opts.resolveOutside(targetPath);
+          if (outside) {
+            let id = outsideObjs.get(outside);
+            if (id === undefined) outsideObjs.set(outside, (id = b.newObj(outside.layerSlot, outside.entry)));
+            targetObj = id;
+          }
+        }
+        if (targetObj < 0) {
+          const path = index.path(i);
+          const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target >= 0 ? 'is a directory' : 'not found'}; skipped`;
           warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
           continue;
         }
+        // As before: also when both are absent (a target found only below, no name here yet).
         if (existing === target) continue;
-        parent.children!.set(base, { name: base, obj: targetObj });
+        b.put(parent, pool, base, e, targetObj, false);
         continue;
       }
-      parent.children!.set(base, { name: base, obj });
+      b.put(parent, pool, base, e, b.newObj(slot, i), false);
     }
   }
 
-  return { tree: freeze(root, layers), warnings };
+  return { tree: b.freeze(layers), warnings };
 }
 
-/** Numbers nodes breadth-first (children sorted) and file objects by first appearance. */
-function freeze(root: MutableNode, layers: readonly TarIndex[]): Tree {
-  const nodes: MutableNode[] = [root];
-  const parents: number[] = [-1];
-  const childFirst: number[] = [];
-  const childCount: number[] = [];
-  for (let n = 0; n < nodes.length; n++) {
-    const node = nodes[n];
-    const kids = node.children ? [...node.children.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [];
-    childFirst.push(nodes.length);
-    childCount.push(kids.length);
-    for (const k of kids) {
-      nodes.push(k);
-      parents.push(n);
+/** Whether the last component of the path at pool[s, e) starts with `.wh.`. */
+function startsWhiteout(pool: Buffer, s: number, e: number): boolean {
+  const base = baseStart(pool, s, e);
+  if (e - base < WH.length) return false;
+  for (let k = 0; k < WH.length; k++) if (pool[base + k] !== WH[k]) return false;
+  return true;
+}
+
+/** The last slash of the path at pool[s, e), or -1. */
+function lastSlash(pool: Buffer, s: number, e: number): number {
+  for (let k = e - 1; k >= s; k--) if (pool[k] === SLASH) return k;
+  return -1;
+}
+
+/** Where the parent of the path at pool[s, e) ends (parentOf): its last slash, or `s` (the root) when it has none. */
+function parentEnd(pool: Buffer, s: number, e: number): number {
+  const k = lastSlash(pool, s, e);
+  return k < 0 ? s : k;
+}
+
+/** Where the last component of the path at pool[s, e) starts (baseName). */
+function baseStart(pool: Buffer, s: number, e: number): number {
+  const k = lastSlash(pool, s, e);
+  return k < 0 ? s : k + 1;
+}
+
+/** The next size of a geometrically grown column. */
+const grown = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array>(a: T, n: number): T => {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+};
+
+/**
+ * The tree while it is built, in columns. A node is a row: its parent, its name (a byte range of
+ * one layer's path pool: every name is a component of some entry's path), its file object and
+ * whether it is a directory. Children are found through one open-addressing hash of
+ * (parent, name) -> node; a slot's key is the first node that had that parent and name (rows
+ * never change parent or name) and its value the node there now, or -1 once deleted.
+ * Replacing a node puts a new row in the slot; its old subtree stays behind unreachable.
+ * Clearing a directory (opaque) replaces it by a fresh row for the same object, so its old
+ * children, keyed by the old row, are unreachable too. `freeze` keeps what the root reaches.
+ */
+class Building {
+  root = 0;
+  nodes = 0;
+  parent: Int32Array;
+  namePool: Uint16Array;
+  nameStart: Uint32Array;
+  nameEnd: Uint32Array;
+  nodeObj: Int32Array;
+  isDir: Uint8Array;
+  objs = 0;
+  objLayer: Uint16Array;
+  objEntry: Int32Array;
+  private slotKey: Int32Array;
+  private slotVal: Int32Array;
+  private used = 0;
+  /** Bumped whenever a directory leaves the tree: the remembered parent (ensureDir) is then stale. */
+  private epoch = 0;
+  private last = { pool: -1, start: 0, end: 0, node: -1, epoch: -1 };
+  private readonly pools: Buffer[];
+
+  constructor(layers: readonly TarIndex[], rootSlot: number, entries: number) {
+    this.pools = layers.map((l) => l.pathPool);
+    // Sized for every entry plus a few implied parents up front: growing would copy each column
+    // and leave the old one behind as garbage at the point of peak memory.
+    const cap = entries + 64;
+    this.parent = new Int32Array(cap);
+    this.namePool = new Uint16Array(cap);
+    this.nameStart = new Uint32Array(cap);
+    this.nameEnd = new Uint32Array(cap);
+    this.nodeObj = new Int32Array(cap);
+    this.isDir = new Uint8Array(cap);
+    this.objLayer = new Uint16Array(cap);
+    this.objEntry = new Int32Array(cap);
+    let slots = 256;
+    while (slots < cap * 1.5) slots *= 2;
+    this.slotKey = new Int32Array(slots).fill(-1);
+    this.slotVal = new Int32Array(slots);
+    this.root = this.newNode(-1, 0, 0, 0, this.newObj(rootSlot, -1), true);
+  }
+
+  newObj(slot: number, entry: number): number {
+    if (this.objs === this.objLayer.length) {
+      this.objLayer = grown(this.objLayer, this.objs * 2);
+      this.objEntry = grown(this.objEntry, this.objs * 2);
+    }
+    this.objLayer[this.objs] = slot;
+    this.objEntry[this.objs] = entry;
+    return this.objs++;
+  }
+
+  setObj(node: number, slot: number, entry: number): void {
+    this.nodeObj[node] = this.newObj(slot, entry);
+  }
+
+  private newNode(parent: number, pool: number, start: number, end: number, obj: number, dir: boolean): number {
+    if (this.nodes === this.parent.length) {
+      const n = this.nodes * 2;
+      this.parent = grown(this.parent, n);
+      this.namePool = grown(this.namePool, n);
+      this.nameStart = grown(this.nameStart, n);
+      this.nameEnd = grown(this.nameEnd, n);
+      this.nodeObj = grown(this.nodeObj, n);
+      this.isDir = grown(this.isDir, n);
+    }
+    const id = this.nodes++;
+    this.parent[id] = parent;
+    this.namePool[id] = pool;
+    this.nameStart[id] = start;
+    this.nameEnd[id] = end;
+    this.nodeObj[id] = obj;
+    this.isDir[id] = dir ? 1 : 0;
+    return id;
+  }
+
+  private poolIndex(pool: Buffer): number {
+    const i = this.pools.indexOf(pool);
+    return i;
+  }
+
+  /** The slot for (parent, name bytes): its index, found or the empty one where it would go. */
+  private slotOf(parent: number, pool: Buffer, s: number, e: number, h: number): number {
+    const mask = this.slotKey.length - 1;
+    for (let at = h & mask; ; at = (at + 1) & mask) {
+      const key = this.slotKey[at];
+      if (key < 0) return at;
+      if (this.parent[key] === parent && this.sameName(key, pool, s, e)) return at;
     }
   }
-  const objIds = new Map<NodeSource, number>();
-  const objLayer: number[] = [];
-  const objEntry: number[] = [];
-  const objNlink: number[] = [];
-  const nodeObj = new Int32Array(nodes.length);
-  nodes.forEach((node, n) => {
-    let id = objIds.get(node.obj);
-    if (id === undefined) {
-      id = objLayer.length;
-      objIds.set(node.obj, id);
-      objLayer.push(node.obj.layerSlot);
-      objEntry.push(node.obj.entry);
-      objNlink.push(0);
+
+  private sameName(node: number, pool: Buffer, s: number, e: number): boolean {
+    const a = this.pools[this.namePool[node]];
+    let i = this.nameStart[node];
+    if (this.nameEnd[node] - i !== e - s) return false;
+    for (let k = s; k < e; k++, i++) if (a[i] !== pool[k]) return false;
+    return true;
+  }
+
+  /** The child named pool[s, e) of `dir`, or -1. */
+  child(dir: number, pool: Buffer, s: number, e: number): number {
+    const at = this.slotOf(dir, pool, s, e, hashBytes(dir, pool, s, e));
+    return this.slotKey[at] < 0 ? -1 : this.slotVal[at];
+  }
+
+  /** Sets the child named pool[s, e) of `dir` to a new node for `obj`; returns it. */
+  put(dir: number, pool: Buffer, s: number, e: number, obj: number, isDir: boolean): number {
+    const h = hashBytes(dir, pool, s, e);
+    let at = this.slotOf(dir, pool, s, e, h);
+    const node = this.newNode(dir, this.poolIndex(pool), s, e, obj, isDir);
+    if (this.slotKey[at] < 0) {
+      if ((this.used + 1) * 2 > this.slotKey.length) {
+        this.rehash();
+        at = this.slotOf(dir, pool, s, e, h);
+      }
+      this.slotKey[at] = node;
+      this.used++;
+    } else if (this.slotVal[at] >= 0 && this.isDir[this.slotVal[at]]) {
+      this.epoch++;
     }
-    objNlink[id]++;
-    nodeObj[n] = id;
-  });
-  const encoded = nodes.map((n) => Buffer.from(n.name, 'latin1'));
-  const nameStart = new Uint32Array(nodes.length + 1);
-  encoded.forEach((b, i) => (nameStart[i + 1] = nameStart[i] + b.length));
-  return new Tree(
-    layers,
-    Buffer.concat(encoded, nameStart[nodes.length]),
-    nameStart,
-    Int32Array.from(parents),
-    Int32Array.from(childFirst),
-    Int32Array.from(childCount),
-    nodeObj,
-    Uint16Array.from(objLayer),
-    Int32Array.from(objEntry),
-    Uint32Array.from(objNlink),
-  );
+    this.slotVal[at] = node;
+    return node;
+  }
+
+  /** Deletes the child named pool[s, e) of `dir`, if any. */
+  remove(dir: number, pool: Buffer, s: number, e: number): void {
+    const at = this.slotOf(dir, pool, s, e, hashBytes(dir, pool, s, e));
+    if (this.slotKey[at] < 0 || this.slotVal[at] < 0) return;
+    if (this.isDir[this.slotVal[at]]) this.epoch++;
+    this.slotVal[at] = -1;
+  }
+
+  /** Empties directory `node`: a fresh row takes its place (same name, same object), childless. */
+  clearDir(node: number): void {
+    const fresh = this.newNode(this.parent[node], this.namePool[node], this.nameStart[node], this.nameEnd[node], this.nodeObj[node], true);
+    this.epoch++;
+    if (node === this.root) {
+      this.root = fresh;
+      return;
+    }
+    const pool = this.pools[this.namePool[node]];
+    const s = this.nameStart[node];
+    const e = this.nameEnd[node];
+    this.slotVal[this.slotOf(this.parent[node], pool, s, e, hashBytes(this.parent[node], pool, s, e))] = fresh;
+  }
+
+  private rehash(): void {
+    const keys = this.slotKey;
+    const vals = this.slotVal;
+    const size = keys.length * 2;
+    this.slotKey = new Int32Array(size).fill(-1);
+    this.slotVal = new Int32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (key < 0) continue;
+      let at = hashBytes(this.parent[key], this.pools[this.namePool[key]], this.nameStart[key], this.nameEnd[key]) & mask;
+      while (this.slotKey[at] >= 0) at = (at + 1) & mask;
+      this.slotKey[at] = key;
+      this.slotVal[at] = vals[i];
+    }
+  }
+
+  /** The node at the path pool[s, e) ('' is the root), split at every slash; -1 if absent. */
+  lookupBytes(pool: Buffer, s: number, e: number): number {
+    let node = this.root;
+    if (s === e) return node;
+    for (let p = s; ; ) {
+      let q = p;
+      while (q < e && pool[q] !== SLASH) q++;
+      if (!this.isDir[node]) return -1;
+      node = this.child(node, pool, p, q);
+      if (node < 0 || q === e) return node;
+      p = q + 1;
+    }
+  }
+
+  /** lookupBytes for a byte string (a hard link's target). */
+  lookupString(path: string): number {
+    const bytes = Buffer.from(path, 'latin1');
+    return this.lookupBytes(bytes, 0, bytes.length);
+  }
+
+  /** The directory at pool[s, e), created (or put in place of a non-directory) where missing. */
+  ensureDir(pool: Buffer, s: number, e: number, slot: number): number {
+    const last = this.last;
+    // Entries of one directory follow each other in a tar: their parent is found once.
+    if (last.epoch === this.epoch && last.end - last.start === e - s && this.pools[last.pool] !== undefined) {
+      const lp = this.pools[last.pool];
+      let same = true;
+      for (let k = s, i = last.start; k < e; k++, i++) if (lp[i] !== pool[k]) { same = false; break; }
+      if (same) return last.node;
+    }
+    let node = this.root;
+    if (s !== e) {
+      for (let p = s; ; ) {
+        let q = p;
+        while (q < e && pool[q] !== SLASH) q++;
+        let next = this.child(node, pool, p, q);
+        if (next < 0 || !this.isDir[next]) next = this.put(node, pool, p, q, this.newObj(slot, -1), true);
+        node = next;
+        if (q === e) break;
+        p = q + 1;
+      }
+    }
+    last.pool = this.poolIndex(pool);
+    last.start = s;
+    last.end = e;
+    last.node = node;
+    last.epoch = this.epoch;
+    return node;
+  }
+
+  /** Numbers the nodes the root reaches breadth-first (children sorted by name bytes), file objects by first appearance. */
+  freeze(layers: readonly TarIndex[]): Tree {
+    // Every live slot is a (parent, child) edge: group them by parent (counting sort).
+    const firstEdge = new Int32Array(this.nodes + 1);
+    const slotVal = this.slotVal;
+    const slotKey = this.slotKey;
+    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) firstEdge[this.parent[slotVal[i]] + 1]++;
+    for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
+    const edges = new Int32Array(firstEdge[this.nodes]);
+    // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
+    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[firstEdge[this.parent[slotVal[i]]]++] = slotVal[i];
+    for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
+    firstEdge[0] = 0;
+    this.slotKey = this.slotVal = new Int32Array(0);
+
+    const order = new Int32Array(edges.length + 1);
+    const childFirst = new Int32Array(order.length);
+    const childCount = new Int32Array(order.length);
+    const parents = new Int32Array(order.length);
+    let count = 1;
+    order[0] = this.root;
+    parents[0] = -1;
+    const cmp = (a: number, b: number) => this.compareNames(a, b);
+    for (let n = 0; n < count; n++) {
+      const node = order[n];
+      const from = firstEdge[node];
+      const to = firstEdge[node + 1];
+      // Usually already in order (a tar lists a directory sorted); sorting allocates, checking does not.
+      let sorted = true;
+      for (let k = from + 1; k < to && sorted; k++) sorted = cmp(edges[k - 1], edges[k]) < 0;
+      if (!sorted) edges.subarray(from, to).sort(cmp);
+      childFirst[n] = count;
+      childCount[n] = to - from;
+      for (let k = from; k < to; k++) {
+        order[count] = edges[k];
+        parents[count++] = n;
+      }
+    }
+
+    const objId = new Int32Array(this.objs).fill(-1);
+    const nodeObj = new Int32Array(count);
+    const objLayer = new Uint16Array(count);
+    const objEntry = new Int32Array(count);
+    const objNlink = new Uint32Array(count);
+    const nameStart = new Uint32Array(count + 1);
+    let objs = 0;
+    for (let n = 0; n < count; n++) {
+      const node = order[n];
+      const obj = this.nodeObj[node];
+      let id = objId[obj];
+      if (id < 0) {
+        id = objId[obj] = objs++;
+        objLayer[id] = this.objLayer[obj];
+        objEntry[id] = this.objEntry[obj];
+      }
+      objNlink[id]++;
+      nodeObj[n] = id;
+      nameStart[n + 1] = nameStart[n] + (n === 0 ? 0 : this.nameEnd[node] - this.nameStart[node]);
+    }
+    const names = Buffer.allocUnsafe(nameStart[count]);
+    for (let n = 1; n < count; n++) {
+      const node = order[n];
+      const pool = this.pools[this.namePool[node]];
+      // Names are short: a byte loop beats a Buffer.copy call per name.
+      for (let i = this.nameStart[node], at = nameStart[n]; i < this.nameEnd[node]; i++, at++) names[at] = pool[i];
+    }
+    // Exact already unless some edges hung below replaced directories: copy only then.
+    const fit = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T => (a.length === n ? a : (a.slice(0, n) as T));
+    return new Tree(
+      layers,
+      names,
+      nameStart,
+      fit(parents, count),
+      fit(childFirst, count),
+      fit(childCount, count),
+      nodeObj,
+      fit(objLayer, objs),
+      fit(objEntry, objs),
+      fit(objNlink, objs),
+    );
+  }
+
+  private compareNames(a: number, b: number): number {
+    const pa = this.pools[this.namePool[a]];
+    const pb = this.pools[this.namePool[b]];
+    const ae = this.nameEnd[a];
+    const be = this.nameEnd[b];
+    for (let i = this.nameStart[a], j = this.nameStart[b]; ; i++, j++) {
+      if (i === ae) return j === be ? 0 : -1;
+      if (j === be) return 1;
+      const d = pa[i] - pb[j];
+      if (d !== 0) return d;
+    }
+  }
+}
+
+/** FNV-1a of the name bytes, mixed with the parent's row. */
+function hashBytes(parent: number, pool: Buffer, s: number, e: number): number {
+  let h = Math.imul(0x811c9dc5 ^ parent, 0x01000193);
+  for (let k = s; k < e; k++) h = Math.imul(h ^ pool[k], 0x01000193);
+  return (h ^ (h >>> 15)) >>> 0;
 }

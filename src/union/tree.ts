@@ -59,6 +59,22 @@ export class Tree {
     return this.namePool.toString('latin1', this.nameStart[node], this.nameStart[node + 1]);
   }
 
+  /** The byte length of a node's name. */
+  nameLength(node: number): number {
+    return this.nameStart[node + 1] - this.nameStart[node];
+  }
+
+  /** Copies a node's name bytes into `target` at `at`; returns how many. */
+  copyName(node: number, target: Uint8Array, at: number): number {
+    // Names are short: a byte loop beats a Buffer.copy call per name.
+    const pool = this.namePool;
+    const end = this.nameStart[node + 1];
+    let i = this.nameStart[node];
+    const start = i;
+    while (i < end) target[at++] = pool[i++];
+    return end - start;
+  }
+
   /** The node at `path` ('' or '/' is the root), never following symlinks; -1 if absent. */
   lookup(path: string): number {
     let node = 0;
@@ -101,10 +117,12 @@ export class Tree {
     return entry < 0 ? undefined : { layerSlot: this.objLayer[obj], entry };
   }
 
+  /** Read from the columns, with no object made: listings call it for every child. */
   type(node: number): EntryType {
-    const src = this.source(node);
-    if (!src) return EntryType.Directory;
-    const t = this.layers[src.layerSlot].type(src.entry);
+    const obj = this.nodeObj[node];
+    const entry = this.objEntry[obj];
+    if (entry < 0) return EntryType.Directory;
+    const t = this.layers[this.objLayer[obj]].types[entry] as EntryType;
     // A hard link node takes its target's identity; the target is always a non-directory.
     return t === EntryType.HardLink ? EntryType.File : t;
   }
@@ -140,7 +158,7 @@ export class Tree {
   }
 
   /** A directory's link count the Unix way: itself, its entry in the parent, each subdirectory's `..`. */
-  private dirLinks(node: number): number {
+  dirLinks(node: number): number {
     let subdirs = 0;
     for (let i = 0, first = this.childFirst[node]; i < this.childCount[node]; i++) if (this.isDir(first + i)) subdirs++;
     return 2 + subdirs;
