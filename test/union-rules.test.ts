@@ -115,6 +115,14 @@ describe('union rules', () => {
     assert.ok(inos.every((s) => s.ino === inos[0].ino && s.nlink === 3));
   });
 
+  it("a layer's own view shows a hard link whose target only a lower layer holds, with its bytes", async () => {
+    const v = await merge([[f('bin/busybox', 'BB')], [{ path: 'usr/bin/ls', type: 'link', target: 'bin/busybox' }]]);
+    const top = v.layerTree(1);
+    const ls = top.lookup('usr/bin/ls');
+    assert.ok(ls >= 0, 'usr/bin/ls is in layer 1 alone');
+    assert.equal((await v.readFile(top, ls)).toString(), 'BB');
+  });
+
   it('a hard link keeps its content when a later layer deletes the target', async () => {
     const v = await expectTree([[f('t', 'data'), { path: 'l', type: 'link', target: 't' }], [wh('.wh.t')]], ['l=data']);
     assert.equal(v.merged.stat(v.merged.lookup('l')).nlink, 1);

@@ -119,8 +119,8 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
           warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
           continue;
         }
-        // As before: also when both are absent (a target found only below, no name here yet).
-        if (existing === target) continue;
+        // A link onto itself changes nothing; a target found only below (target < 0) is placed.
+        if (target >= 0 && existing === target) continue;
         b.put(parent, pool, base, e, targetObj, false);
         continue;
       }

@@ -135,7 +135,7 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
           warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
           continue;
         }
-        if (existing === target) continue;
+        if (target && existing === target) continue;
         parent.children!.set(base, { name: base, obj: targetObj });
         continue;
       }
