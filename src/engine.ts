@@ -12,6 +12,7 @@ import { checkConfigPlatform, selectImage, type ImageSelector } from './image/se
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
 import { indexLayer, type IndexedLayer } from './layers/index-layer';
 import { buildTree } from './union/build';
+import { mergedTree } from './cache/tree-snapshot';
 import { readEntryContent } from './tar/entry-content';
 import type { NodeSource, Tree } from './union/tree';
 import { textWarning, warning, type Warning } from './warnings';
@@ -140,11 +141,9 @@ export class ImageView {
       if (problems.length) throw new ArchiveError(`${archive.files.location}: ${problems.join('; ')}`);
     }
     const applied = opts.layers ? parseLayerSelection(opts.layers, layers.length) : layers.map((_, i) => i);
-    const { tree, warnings: treeWarnings } = buildTree(
-      layers.map((l) => l.index),
-      applied,
-      { mode: 'merged', layerName: (slot) => `layer ${slot} (${layers[slot].descriptor.diffId})` },
-    );
+    const build = () => buildTree(layers.map((l) => l.index), applied, { mode: 'merged', layerName: (slot) => `layer ${slot} (${layers[slot].descriptor.diffId})` });
+    // A snapshot in the cache saves applying every entry again (see cache/tree-snapshot.ts).
+    const { tree, warnings: treeWarnings } = await mergedTree(layers, applied, opts.cache, build, opts.onNote);
     treeWarnings.forEach(warn);
     return new ImageView(archive, image, layers, applied, tree, warnings);
   }

@@ -70,6 +70,8 @@ export interface IndexedTar {
   stream: ByteSource;
   /** The cache entry holding its indexes, when there is a cache. */
   key?: string;
+  /** That entry's checksum: what is built from these indexes (a merged-tree snapshot) names them by it. */
+  sum?: number;
   /** `sha256:<hex>` of the stored bytes, when this call ran a pass that hashed all of them. */
   digest?: string;
 }
@@ -78,6 +80,7 @@ interface Indexes {
   scan: TarScan;
   seek?: SeekIndex;
   digest?: string;
+  sum?: number;
 }
 
 export class TarIndexer {
@@ -107,7 +110,7 @@ export class TarIndexer {
       found = await this.pass(stored, compression, what, progress, spill, typeof store === 'function');
       if (store !== undefined) {
         key = typeof store === 'function' ? store(found.digest) : store;
-        await cache!.put(key, {
+        found.sum = await cache!.put(key, {
           meta: { ...keys!.meta, warnings: found.scan.warnings, endOffset: found.scan.endOffset },
           sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [encodeSeekIndex(found.seek)] : [])],
         });
@@ -127,7 +130,7 @@ export class TarIndexer {
             onWarning: this.log,
             readAhead: this.opts.readAhead,
           });
-    return { compression, scan: found.scan, stream, key, digest: found.digest };
+    return { compression, scan: found.scan, stream, key, sum: found.sum, digest: found.digest };
   }
 
   private spillPath(cache: IndexCache, key: string): string {
@@ -184,6 +187,7 @@ export class TarIndexer {
       return {
         scan: { index: decodeTarIndex(entry.sections[0]), warnings, endOffset: Number(entry.meta.endOffset) },
         seek: compression !== 'none' ? decodeSeekIndex(entry.sections[1]) : undefined,
+        sum: entry.sum,
       };
     } catch {
       return undefined;
