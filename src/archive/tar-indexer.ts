@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { IndexCache } from '../cache/index-cache';
-import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess } from '../compress/codecs';
 import { detectCompression, type DetectedCompression } from '../compress/detect';
-import { createSpanCache, type SpanCache } from '../compress/piece-cache';
+import type { SpanCache } from '../compress/piece-cache';
 import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar, type TarScan } from '../tar/scan';
@@ -19,6 +18,15 @@ import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
  */
 
 export type TarCompression = 'none' | 'gzip' | 'zstd';
+
+/*
+ * The codecs (and pako, zstd-napi, lru-cache under them) are loaded on first use: a mount of
+ * plain layers never needs them, and loading them was a visible part of a warm mount's start.
+ */
+type Codecs = typeof import('../compress/codecs');
+let loadedCodecs: Codecs | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const codecs = (): Codecs => (loadedCodecs ??= require('../compress/codecs') as Codecs);
 
 /** What stored bytes are, from their first bytes (magic numbers: media types and names lie). */
 export async function detectTarCompression(src: ByteSource): Promise<DetectedCompression> {
@@ -86,13 +94,19 @@ interface Indexes {
 export class TarIndexer {
   readonly cache: IndexCache | undefined;
   readonly log: (message: string) => void;
-  private readonly spans: SpanCache | undefined;
+  private spans: SpanCache | undefined;
   private passes = 0;
 
   constructor(private readonly opts: TarIndexerOptions = {}) {
     this.cache = opts.cache;
     this.log = opts.log ?? (() => undefined);
-    this.spans = opts.spanCacheBytes === undefined ? undefined : createSpanCache(opts.spanCacheBytes);
+  }
+
+  /** Memory for decompressed pieces, made when the first compressed tar is read. */
+  private spanCache(): SpanCache | undefined {
+    if (this.opts.spanCacheBytes === undefined) return undefined;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (this.spans ??= (require('../compress/piece-cache') as typeof import('../compress/piece-cache')).createSpanCache(this.opts.spanCacheBytes));
   }
 
   /**
@@ -112,7 +126,7 @@ export class TarIndexer {
         key = typeof store === 'function' ? store(found.digest) : store;
         found.sum = await cache!.put(key, {
           meta: { ...keys!.meta, warnings: found.scan.warnings, endOffset: found.scan.endOffset },
-          sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [encodeSeekIndex(found.seek)] : [])],
+          sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [codecs().encodeSeekIndex(found.seek)] : [])],
         });
         if (spill && fs.existsSync(spill.path)) await fs.promises.rename(spill.path, this.spillPath(cache!, key));
       }
@@ -123,8 +137,8 @@ export class TarIndexer {
     const stream =
       compression === 'none'
         ? stored
-        : openRandomAccess(compression, stored, found.seek!, {
-            cache: this.spans,
+        : codecs().openRandomAccess(compression, stored, found.seek!, {
+            cache: this.spanCache(),
             cacheKey: key,
             spill: kept ? { path: this.spillPath(cache!, key!) } : undefined,
             onWarning: this.log,
@@ -161,7 +175,7 @@ export class TarIndexer {
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
     const input = stored.sequentialReader?.() ?? stored;
     const hashing = hash ? new HashingSource(input) : undefined;
-    const builder = createSeekIndexBuilder(compression, hashing ?? input, {
+    const builder = codecs().createSeekIndexBuilder(compression, hashing ?? input, {
       spill,
       onProgress: (done) => this.opts.onProgress?.(progress, done, stored.size),
     });
@@ -186,7 +200,7 @@ export class TarIndexer {
       const warnings = Array.isArray(entry.meta.warnings) ? (entry.meta.warnings as string[]) : [];
       return {
         scan: { index: decodeTarIndex(entry.sections[0]), warnings, endOffset: Number(entry.meta.endOffset) },
-        seek: compression !== 'none' ? decodeSeekIndex(entry.sections[1]) : undefined,
+        seek: compression !== 'none' ? codecs().decodeSeekIndex(entry.sections[1]) : undefined,
         sum: entry.sum,
       };
     } catch {
