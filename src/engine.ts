@@ -38,6 +38,16 @@ export interface OpenOptions extends ImageSelector {
   spillMaxBytes?: number;
 }
 
+/**
+ * Plain layers at least this large scan on worker threads (src/tar/scan-workers.ts); smaller
+ * ones on this thread, where a worker's start would cost more than the scan. The variable is
+ * for tests and measurements.
+ */
+function scanWorkerMinBytes(): number {
+  const set = Number(process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES);
+  return Number.isFinite(set) && set >= 0 ? set : 4 * 1024 * 1024;
+}
+
 /** An opened archive: its files and the images found in it. */
 export class ImageArchive {
   private constructor(
@@ -117,8 +127,6 @@ export class ImageView {
     const metaProblems = metadataDigestProblems(image);
     if (opts.verify && metaProblems.length) throw new ArchiveError(`${archive.files.location}: ${metaProblems[0]}`);
     for (const p of metaProblems) warn(warning('digest', p));
-    const layers: IndexedLayer[] = [];
-    const byBlob = new Map<string, IndexedLayer>();
     const indexer = new TarIndexer({
       cache: opts.cache,
       spanCacheBytes: opts.spanCacheBytes ?? 256 * 1024 * 1024,
@@ -126,15 +134,27 @@ export class ImageView {
       readAhead: true,
       log: opts.onNote,
       onProgress: opts.onProgress,
+      scanWorkerMinBytes: scanWorkerMinBytes(),
     });
-    for (const d of image.layers) {
+    // Every layer is indexed at once: plain layers scan side by side on worker threads (the
+    // indexer keeps compressed passes one at a time). Results, warnings and the first failure
+    // are then taken in layer order, as when layers were indexed one after another.
+    const byBlob = new Map<string, Promise<IndexedLayer>>();
+    const pending = image.layers.map((d) => {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
-      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, indexer);
+      const indexed = seen ? seen.then((l) => ({ ...l, descriptor: d })) : indexLayer(archive.files, d, indexer);
+      if (!seen) byBlob.set(d.blobPath, indexed);
+      return { d, first: !seen, indexed };
+    });
+    const settled = await Promise.allSettled(pending.map((p) => p.indexed));
+    const layers: IndexedLayer[] = [];
+    for (const [i, { d, first }] of pending.entries()) {
+      const outcome = settled[i];
+      if (outcome.status === 'rejected') throw outcome.reason;
       // index-layer.ts keeps its warnings (and the cache stores them) as text.
-      if (!seen) for (const t of layer.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
-      byBlob.set(d.blobPath, layer);
-      layers.push(layer);
+      if (first) for (const t of outcome.value.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
+      layers.push(outcome.value);
     }
     if (opts.verify) {
       const problems = await layerDigestProblems(layers.map((l) => ({ ...l.descriptor, blob: l.blob, stream: l.stream, compressed: l.compression !== 'none' })));

@@ -7,6 +7,7 @@ import type { SpanCache } from '../compress/piece-cache';
 import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar, type TarScan } from '../tar/scan';
+import { scanTarInWorker } from '../tar/scan-workers';
 import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
 
 /*
@@ -52,6 +53,12 @@ export interface TarIndexerOptions {
   readAhead?: boolean;
   /** One-line notes for the user (what is kept and why). */
   log?: (message: string) => void;
+  /**
+   * Scan plain tars of at least this many bytes that sit in a local file on a worker thread
+   * (src/tar/scan-workers.ts), so that concurrent index() calls scan side by side; default:
+   * never. Smaller ones scan here: a worker costs more than it saves on them.
+   */
+  scanWorkerMinBytes?: number;
   /** Progress of a pass, in stored bytes. */
   onProgress?: (what: string, done: number, total: number) => void;
 }
@@ -96,6 +103,8 @@ export class TarIndexer {
   readonly log: (message: string) => void;
   private spans: SpanCache | undefined;
   private passes = 0;
+  /** Compressed passes run on this thread one at a time, so their progress lines stay in order. */
+  private passChain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: TarIndexerOptions = {}) {
     this.cache = opts.cache;
@@ -171,7 +180,25 @@ export class TarIndexer {
     spill: ZstdSpillOptions | undefined,
     hash: boolean,
   ): Promise<Indexes> {
-    if (compression === 'none') return { scan: await scanTar(stored, what) };
+    if (compression === 'none') {
+      const range = stored.fileRange?.();
+      const min = this.opts.scanWorkerMinBytes;
+      if (range && min !== undefined && stored.size >= min) return { scan: await scanTarInWorker(range.file, range.start, stored.size, what) };
+      return { scan: await scanTar(stored, what) };
+    }
+    const turn = this.passChain.then(() => this.compressedPass(stored, compression, what, progress, spill, hash));
+    this.passChain = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async compressedPass(
+    stored: ByteSource,
+    compression: Exclude<TarCompression, 'none'>,
+    what: string,
+    progress: string,
+    spill: ZstdSpillOptions | undefined,
+    hash: boolean,
+  ): Promise<Indexes> {
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
     const input = stored.sequentialReader?.() ?? stored;
     const hashing = hash ? new HashingSource(input) : undefined;
