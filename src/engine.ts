@@ -163,7 +163,7 @@ export class ImageView {
     const applied = opts.layers ? parseLayerSelection(opts.layers, layers.length) : layers.map((_, i) => i);
     const build = () => buildTree(layers.map((l) => l.index), applied, { mode: 'merged', layerName: (slot) => `layer ${slot} (${layers[slot].descriptor.diffId})` });
     // A snapshot in the cache saves applying every entry again (see cache/tree-snapshot.ts).
-    const { tree, warnings: treeWarnings } = await mergedTree(layers, applied, opts.cache, build, opts.onNote);
+    const { tree, warnings: treeWarnings } = await mergedTree(layers, applied, opts.cache, build);
     treeWarnings.forEach(warn);
     return new ImageView(archive, image, layers, applied, tree, warnings);
   }

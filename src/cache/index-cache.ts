@@ -127,7 +127,8 @@ export class IndexCache {
 
   constructor(
     readonly dir: string,
-    private readonly log: (message: string) => void = () => undefined,
+    /** Where damaged entries are reported (the CLI prints them as cache warnings). */
+    readonly log: (message: string) => void = () => undefined,
   ) {}
 
   /** `kind` is the file's suffix: `idx` for indexes, `tree` for merged-tree snapshots. */

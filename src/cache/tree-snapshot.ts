@@ -20,7 +20,6 @@ export async function mergedTree(
   applied: readonly number[],
   cache: IndexCache | undefined,
   build: () => BuiltTree,
-  log: (message: string) => void = () => undefined,
 ): Promise<BuiltTree> {
   if (!cache || layers.some((l) => !l.cached)) return build();
   const key = cacheKey({
@@ -35,7 +34,7 @@ export async function mergedTree(
       const tree = decodeTree(entry.sections, layers.map((l) => l.index));
       return { tree, warnings: warningsFrom(entry.meta.warnings) };
     } catch (err) {
-      log(`cache: merged tree ${key}: ${(err as Error).message}; rebuilding it`);
+      cache.log(`cache: merged tree ${key}: ${(err as Error).message}; rebuilding it`);
     }
   }
   const built = build();
