@@ -174,6 +174,8 @@ export class IndexCache {
       // warning for the run, not one per layer.
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'ENOSPC' ? 'no space left' : e.message.replace(/^\w+: /, '');
+      // Layers are indexed concurrently: several writes can fail before the first says so.
+      if (this.unwritable !== undefined) return entrySum(encoded);
       this.unwritable = why;
       this.log(`cache: cannot write to ${this.dir} (${why}): layer indexes are not kept for the next run; --cache-dir DIR chooses another folder, --no-cache turns the cache off`);
     }
