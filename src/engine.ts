@@ -1,3 +1,4 @@
+import { availableParallelism, loadavg } from 'node:os';
 import type { ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
 import { TarIndexer } from './archive/tar-indexer';
@@ -40,12 +41,17 @@ export interface OpenOptions extends ImageSelector {
 
 /**
  * Plain layers at least this large scan on worker threads (src/tar/scan-workers.ts); smaller
- * ones on this thread, where a worker's start would cost more than the scan. The variable is
- * for tests and measurements.
+ * ones on this thread, where a worker's start would cost more than the scan. Workers pay off only
+ * with a core to spare: each starts its own Node environment and warms its own JIT (about 0.5 s
+ * more CPU for this image's three big layers, see bench/README.md), which on a machine whose
+ * cores are already busy makes the open slower, not faster. The variable is for tests and
+ * measurements.
  */
-function scanWorkerMinBytes(): number {
+function scanWorkerMinBytes(): number | undefined {
   const set = Number(process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES);
-  return Number.isFinite(set) && set >= 0 ? set : 4 * 1024 * 1024;
+  if (process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES !== undefined && Number.isFinite(set) && set >= 0) return set;
+  const cores = availableParallelism();
+  return cores > 1 && loadavg()[0] + 1 <= cores ? 4 * 1024 * 1024 : undefined;
 }
 
 /** An opened archive: its files and the images found in it. */
