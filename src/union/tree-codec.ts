@@ -3,13 +3,14 @@ import { Tree, type TreeColumns } from './tree';
 
 /*
  * A merged Tree as byte sections, for the index cache: each column is written as it sits in
- * memory (typed arrays, little-endian on every machine this runs on) and read back as a view or
- * one copy, never entry by entry. Decoding checks only what keeps every later access in
+ * memory (typed arrays, little-endian on every machine this runs on) and read back with one copy
+ * per column, never entry by entry. (Copies, not views: a view would keep the whole file's buffer
+ * alive beside the columns, and the copies cost about a millisecond per 4 MiB.) Decoding checks only what keeps every later access in
  * bounds (lengths, and that each number points where it may); it never walks names or paths.
  */
 
 type Column = Uint8Array | Uint16Array | Uint32Array | Int32Array;
-type ColumnType = { new (n: number): Column; new (b: ArrayBufferLike, at: number, n: number): Column; BYTES_PER_ELEMENT: number };
+type ColumnType = { new (n: number): Column; BYTES_PER_ELEMENT: number };
 
 /** The typed columns in the order they are stored; `namePool` goes first, as bytes. */
 const ORDER: Array<[Exclude<keyof TreeColumns, 'namePool'>, ColumnType]> = [
@@ -28,12 +29,9 @@ export function encodeTree(tree: Tree): Buffer[] {
   return [c.namePool, ...ORDER.map(([name]) => Buffer.from(c[name].buffer, c[name].byteOffset, c[name].byteLength))];
 }
 
-/** A view when the bytes sit aligned for the type, else one copy. */
 function column(Ctor: ColumnType, bytes: Buffer): Column {
   if (bytes.length % Ctor.BYTES_PER_ELEMENT !== 0) throw new Error('tree column has a partial element');
-  const n = bytes.length / Ctor.BYTES_PER_ELEMENT;
-  if (bytes.byteOffset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(bytes.buffer, bytes.byteOffset, n);
-  const out = new Ctor(n);
+  const out = new Ctor(bytes.length / Ctor.BYTES_PER_ELEMENT);
   new Uint8Array(out.buffer).set(bytes);
   return out;
 }
@@ -41,7 +39,7 @@ function column(Ctor: ColumnType, bytes: Buffer): Column {
 /** The tree over `layers` (the slots it was built on); throws when the sections cannot be it. */
 export function decodeTree(sections: Buffer[], layers: readonly TarIndex[]): Tree {
   if (sections.length !== ORDER.length + 1) throw new Error('not a tree snapshot');
-  const c = { namePool: sections[0] } as TreeColumns;
+  const c = { namePool: Buffer.from(sections[0]) } as TreeColumns;
   ORDER.forEach(([name, Ctor], i) => ((c as unknown as Record<string, Column>)[name] = column(Ctor, sections[i + 1])));
   checkBounds(c, layers);
   return Tree.fromColumns(layers, c);
