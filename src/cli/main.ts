@@ -5,9 +5,41 @@ import { nameToText } from '../names';
 import { quietOnClosedStdout } from '../query/sink';
 import { addRegistryOptions, applyRegistryOptions, REGISTRY_HELP } from '../registry/cli-options';
 import { reportAndExit } from './common';
-import { registerDemo } from './demo-command';
 import { registerMount } from './mount-command';
-import { registerQueryCommands } from './query-commands';
+import type { registerDemo as RegisterDemo } from './demo-command';
+import type { registerQueryCommands as RegisterQueryCommands } from './query-commands';
+
+/** What src/cli/query-commands.ts and demo-command.ts register (test/cli-mount-line.test.ts checks it). */
+export const OTHER_COMMANDS = ['inspect', 'ls', 'cat', 'find', 'extract', 'blame', 'diff', 'export', 'efficiency', 'demo'];
+
+/** Options of the mount command that take a value: their value is not an operand. */
+const MOUNT_VALUE_OPTIONS = new Set(['--image', '--platform', '--layers', '--cache-dir', '--cache-size', '--log', '--registry-timeout', '--registry-cache-size']);
+
+/**
+ * Whether this process is a mount server (the background child, or --foreground) for an image
+ * that surely is one: the first operand is `mount`, or names an existing path or a docker://
+ * image and no command, and no help or version is asked for. Only the mount command is then
+ * registered: loading every other command's modules was a good part of a warm mount's start.
+ */
+export function isMountServerLine(args: string[], isChild = process.send !== undefined): boolean {
+  if (!isChild && !args.includes('--foreground') && !args.includes('-f')) return false;
+  let first: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (['-h', '--help', '-V', '--version'].includes(a)) return false;
+    if (first !== undefined) continue;
+    if (a === '--') return false;
+    if (a.startsWith('-') && a !== '-') {
+      if (MOUNT_VALUE_OPTIONS.has(a)) i++;
+      continue;
+    }
+    first = a;
+  }
+  if (first === undefined) return false;
+  if (first === 'mount') return true;
+  if (OTHER_COMMANDS.includes(first) || ['umount', 'unmount', 'list', 'help'].includes(first)) return false;
+  return /^docker:\/\//.test(first) || fs.existsSync(first);
+}
 
 export async function main(argv: string[]): Promise<void> {
   // `ocimount --help | head`, `ocimount cat … | head`: a reader that stops early is not an error.
@@ -54,9 +86,14 @@ Exit codes:
   70  ocimount itself: not built (dist/ missing: a checkout before 'npm run build', or while a
       build runs), or an internal error (a bug: please report it with the message)`,
     );
+  const args = exactArgv(argv);
   registerMount(program);
-  registerDemo(program);
-  registerQueryCommands(program);
+  if (!isMountServerLine(args.slice(2))) {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    (require('./demo-command') as { registerDemo: typeof RegisterDemo }).registerDemo(program);
+    (require('./query-commands') as { registerQueryCommands: typeof RegisterQueryCommands }).registerQueryCommands(program);
+    /* eslint-enable @typescript-eslint/no-require-imports */
+  }
   // Every command that reads an image also reads docker:// references (src/registry/).
   for (const cmd of program.commands) {
     if (cmd.options.some((o) => o.long === '--image')) addRegistryOptions(cmd).addHelpText('after', REGISTRY_HELP);
@@ -68,7 +105,6 @@ Exit codes:
       reportAndExit(err);
     }
   });
-  const args = exactArgv(argv);
   const typo = misspeltCommand(program, args.slice(2));
   if (typo) {
     process.stderr.write(`ocimount: ${typo} (see ocimount --help)\n`);
