@@ -79,6 +79,21 @@ describe('the merged tree in the index cache', () => {
     assert.deepEqual(notes, []);
   });
 
+  it('an entry of many sections is stored piece by piece, byte for byte what encodeEntry gives, and read back whole', async () => {
+    const dir = out('pieces');
+    const key = 'ab'.repeat(32);
+    const cache = new IndexCache(dir);
+    // More sections than one writev call takes, of sizes 0 up to 64 KiB.
+    const sections = Array.from({ length: 1500 }, (_, i) => Buffer.alloc((i * 7919) % 65537, i & 0xff));
+    const entry = { meta: { what: 'pieces' }, sections };
+    const sum = await cache.put(key, entry);
+    assert.ok(fs.readFileSync(path.join(dir, 'ab', `${key}.idx`)).equals(encodeEntry(entry)));
+    const back = await cache.get(key);
+    assert.equal(back?.sum, sum);
+    assert.equal(back?.sections.length, 1500);
+    back?.sections.forEach((s, i) => assert.ok(s.equals(sections[i]), `section ${i}`));
+  });
+
   it('a damaged snapshot is noticed, dropped and rebuilt', async () => {
     const p = await image();
     const dir = out('cache');

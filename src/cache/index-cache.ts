@@ -53,17 +53,27 @@ export function cacheKey(parts: Record<string, unknown>): string {
   return createHash('sha256').update(JSON.stringify({ format: MAGIC.toString().trim(), ...parts })).digest('hex');
 }
 
-export function encodeEntry(entry: CacheEntry): Buffer {
+/**
+ * An entry as the pieces of its file, in order, and the file's checksum. Kept as pieces (the
+ * sections are the caller's own buffers) so that storing an index of millions of entries never
+ * holds a second and third copy of it in memory.
+ */
+export function encodeEntryParts(entry: CacheEntry): { parts: Buffer[]; sum: number } {
   const meta = Buffer.from(JSON.stringify(entry.meta));
   const head = Buffer.alloc(8);
   head.writeUInt32LE(meta.length, 0);
   head.writeUInt32LE(entry.sections.length, 4);
   const lengths = Buffer.alloc(8 * entry.sections.length);
   entry.sections.forEach((s, i) => lengths.writeBigUInt64LE(BigInt(s.length), i * 8));
-  const body = Buffer.concat([MAGIC, head, meta, lengths, ...entry.sections]);
+  const body = [MAGIC, head, meta, lengths, ...entry.sections];
+  const sum = body.reduce((crc, part) => crc32(part, crc), 0);
   const trailer = Buffer.alloc(4);
-  trailer.writeUInt32LE(crc32(body), 0);
-  return Buffer.concat([body, trailer]);
+  trailer.writeUInt32LE(sum, 0);
+  return { parts: [...body, trailer], sum };
+}
+
+export function encodeEntry(entry: CacheEntry): Buffer {
+  return Buffer.concat(encodeEntryParts(entry).parts);
 }
 
 /** The checksum an encoded entry carries (its last 4 bytes). */
@@ -160,13 +170,13 @@ export class IndexCache {
    * never a failure.
    */
   async put(key: string, entry: CacheEntry, kind = 'idx'): Promise<number> {
-    const encoded = encodeEntry(entry);
-    if (this.unwritable !== undefined) return entrySum(encoded);
+    const { parts, sum } = encodeEntryParts(entry);
+    if (this.unwritable !== undefined) return sum;
     const file = this.file(key, kind);
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await makeDirs(path.dirname(file));
-      await fs.promises.writeFile(tmp, encoded);
+      await writeParts(tmp, parts);
       await fs.promises.rename(tmp, file);
     } catch (err) {
       await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
@@ -175,10 +185,30 @@ export class IndexCache {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'ENOSPC' ? 'no space left' : e.message.replace(/^\w+: /, '');
       // Layers are indexed concurrently: several writes can fail before the first says so.
-      if (this.unwritable !== undefined) return entrySum(encoded);
+      if (this.unwritable !== undefined) return sum;
       this.unwritable = why;
       this.log(`cache: cannot write to ${this.dir} (${why}): layer indexes are not kept for the next run; --cache-dir DIR chooses another folder, --no-cache turns the cache off`);
     }
-    return entrySum(encoded);
+    return sum;
+  }
+}
+
+/** Writes `parts` one after another into a new file, without joining them first. */
+async function writeParts(file: string, parts: Buffer[]): Promise<void> {
+  const fh = await fs.promises.open(file, 'wx');
+  try {
+    // writev takes at most IOV_MAX (1024) pieces per call and may write fewer bytes than asked.
+    for (let i = 0; i < parts.length; ) {
+      const batch = parts.slice(i, i + 512);
+      const want = batch.reduce((n, b) => n + b.length, 0);
+      let { bytesWritten } = await fh.writev(batch);
+      if (bytesWritten < want) {
+        const rest = Buffer.concat(batch).subarray(bytesWritten);
+        for (let at = 0; at < rest.length; at += bytesWritten) ({ bytesWritten } = await fh.write(rest, at));
+      }
+      i += batch.length;
+    }
+  } finally {
+    await fh.close();
   }
 }
