@@ -295,7 +295,8 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
 
   private emit(from: number, to: number): void {
     const piece = Buffer.from(this.outBuf.buffer, this.outBuf.byteOffset + from, to - from);
-    this.spanCrc = zlib.crc32(piece, this.spanCrc);
+    // Never for an empty piece: zlib.crc32 of one was seen answering 0 (see index-cache.ts).
+    if (piece.length) this.spanCrc = zlib.crc32(piece, this.spanCrc);
     this.out += piece.length;
     this.q.push(piece);
   }
