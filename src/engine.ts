@@ -1,3 +1,4 @@
+import { availableParallelism, loadavg } from 'node:os';
 import type { ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
 import { TarIndexer } from './archive/tar-indexer';
@@ -12,6 +13,7 @@ import { checkConfigPlatform, selectImage, type ImageSelector } from './image/se
 import { layerDigestProblems, metadataDigestProblems } from './image/verify';
 import { indexLayer, type IndexedLayer } from './layers/index-layer';
 import { buildTree } from './union/build';
+import { mergedTree } from './cache/tree-snapshot';
 import { readEntryContent } from './tar/entry-content';
 import type { NodeSource, Tree } from './union/tree';
 import { textWarning, warning, type Warning } from './warnings';
@@ -35,6 +37,21 @@ export interface OpenOptions extends ImageSelector {
   spanCacheBytes?: number;
   /** Largest decompressed copy of a single-frame zstd layer kept in the cache (default 8 GiB). */
   spillMaxBytes?: number;
+}
+
+/**
+ * Plain layers at least this large scan on worker threads (src/tar/scan-workers.ts); smaller
+ * ones on this thread, where a worker's start would cost more than the scan. Workers pay off only
+ * with a core to spare: each starts its own Node environment and warms its own JIT (about 0.5 s
+ * more CPU for this image's three big layers, see bench/README.md), which on a machine whose
+ * cores are already busy makes the open slower, not faster. The variable is for tests and
+ * measurements.
+ */
+function scanWorkerMinBytes(): number | undefined {
+  const set = Number(process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES);
+  if (process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES !== undefined && Number.isFinite(set) && set >= 0) return set;
+  const cores = availableParallelism();
+  return cores > 1 && loadavg()[0] + 1 <= cores ? 4 * 1024 * 1024 : undefined;
 }
 
 /** An opened archive: its files and the images found in it. */
@@ -116,8 +133,6 @@ export class ImageView {
     const metaProblems = metadataDigestProblems(image);
     if (opts.verify && metaProblems.length) throw new ArchiveError(`${archive.files.location}: ${metaProblems[0]}`);
     for (const p of metaProblems) warn(warning('digest', p));
-    const layers: IndexedLayer[] = [];
-    const byBlob = new Map<string, IndexedLayer>();
     const indexer = new TarIndexer({
       cache: opts.cache,
       spanCacheBytes: opts.spanCacheBytes ?? 256 * 1024 * 1024,
@@ -125,26 +140,36 @@ export class ImageView {
       readAhead: true,
       log: opts.onNote,
       onProgress: opts.onProgress,
+      scanWorkerMinBytes: scanWorkerMinBytes(),
     });
-    for (const d of image.layers) {
+    // Every layer is indexed at once: plain layers scan side by side on worker threads (the
+    // indexer keeps compressed passes one at a time). Results, warnings and the first failure
+    // are then taken in layer order, as when layers were indexed one after another.
+    const byBlob = new Map<string, Promise<IndexedLayer>>();
+    const pending = image.layers.map((d) => {
       // The same blob may serve several positions (an empty layer twice): index it once.
       const seen = byBlob.get(d.blobPath);
-      const layer = seen ? { ...seen, descriptor: d } : await indexLayer(archive.files, d, indexer, { toc: !opts.verify });
+      const indexed = seen ? seen.then((l) => ({ ...l, descriptor: d })) : indexLayer(archive.files, d, indexer, { toc: !opts.verify });
+      if (!seen) byBlob.set(d.blobPath, indexed);
+      return { d, first: !seen, indexed };
+    });
+    const settled = await Promise.allSettled(pending.map((p) => p.indexed));
+    const layers: IndexedLayer[] = [];
+    for (const [i, { d, first }] of pending.entries()) {
+      const outcome = settled[i];
+      if (outcome.status === 'rejected') throw outcome.reason;
       // index-layer.ts keeps its warnings (and the cache stores them) as text.
-      if (!seen) for (const t of layer.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
-      byBlob.set(d.blobPath, layer);
-      layers.push(layer);
+      if (first) for (const t of outcome.value.warnings) warn(textWarning(t, { layer: `layer ${d.position} (${d.diffId})` }));
+      layers.push(outcome.value);
     }
     if (opts.verify) {
       const problems = await layerDigestProblems(layers.map((l) => ({ ...l.descriptor, blob: l.blob, stream: l.stream, compressed: l.compression !== 'none' })));
       if (problems.length) throw new ArchiveError(`${archive.files.location}: ${problems.join('; ')}`);
     }
     const applied = opts.layers ? parseLayerSelection(opts.layers, layers.length) : layers.map((_, i) => i);
-    const { tree, warnings: treeWarnings } = buildTree(
-      layers.map((l) => l.index),
-      applied,
-      { mode: 'merged', layerName: (slot) => `layer ${slot} (${layers[slot].descriptor.diffId})` },
-    );
+    const build = () => buildTree(layers.map((l) => l.index), applied, { mode: 'merged', layerName: (slot) => `layer ${slot} (${layers[slot].descriptor.diffId})` });
+    // A snapshot in the cache saves applying every entry again (see cache/tree-snapshot.ts).
+    const { tree, warnings: treeWarnings } = await mergedTree(layers, applied, opts.cache, build);
     treeWarnings.forEach(warn);
     return new ImageView(archive, image, layers, applied, tree, warnings);
   }

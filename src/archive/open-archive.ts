@@ -7,10 +7,12 @@ import { FileSource } from '../io/byte-source';
 import { ArchiveError, DirArchiveFiles, TarArchiveFiles, type ArchiveFiles } from './archive-files';
 import { locatedMessage } from '../errors';
 import { isRegistryReference } from '../registry/reference';
-import { openRegistryFiles } from '../registry/registry-files';
 import { oneLine } from '../text';
-import { notATarMessage } from './sniff';
 import { TarIndexer, detectTarCompression, isTarCompression, type CacheKeys } from './tar-indexer';
+
+/** sniff.ts (and zstd-napi with it) only on the failure path that needs it. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const notATarMessage = () => (require('./sniff') as typeof import('./sniff')).notATarMessage;
 
 export interface ArchiveOpenOptions {
   cache?: IndexCache;
@@ -27,7 +29,9 @@ export interface ArchiveOpenOptions {
  */
 export async function openArchiveFiles(location: string, opts: ArchiveOpenOptions = {}): Promise<ArchiveFiles> {
   // docker://HOST/REPO:TAG: the image in a registry, read lazily (src/registry/).
-  if (isRegistryReference(location)) return openRegistryFiles(location, { cache: opts.cache, log: opts.log });
+  // Loaded only here: the registry client is a good part of the CLI's start-up otherwise.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (isRegistryReference(location)) return (require('../registry/registry-files') as typeof import('../registry/registry-files')).openRegistryFiles(location, { cache: opts.cache, log: opts.log });
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(location);
@@ -59,7 +63,7 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
       if (kind === 'gzip' || kind === 'zstd') sniffKind = kind;
       const tar = await indexer.index(file, kind, location, keys, `${path.basename(location)} (${kind})`);
       if (sniffKind && tar.scan.index.count === 0) {
-        const notTar = await notATarMessage(location, sniffKind);
+        const notTar = await notATarMessage()(location, sniffKind);
         if (notTar) throw new ArchiveError(`${location}: ${notTar}`);
       }
       return TarArchiveFiles.fromScan(location, tar.scan, tar.stream, stamp, close, file);
@@ -72,7 +76,7 @@ export async function openArchiveFiles(location: string, opts: ArchiveOpenOption
   } catch (err) {
     await file.close();
     if (err instanceof ArchiveError) throw err;
-    const notTar = sniffKind ? await notATarMessage(location, sniffKind).catch(() => undefined) : undefined;
+    const notTar = sniffKind ? await notATarMessage()(location, sniffKind).catch(() => undefined) : undefined;
     if (notTar) throw new ArchiveError(`${location}: ${notTar}`, { cause: err });
     throw new ArchiveError(locatedMessage(err, location), { cause: err });
   }

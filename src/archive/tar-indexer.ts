@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { IndexCache } from '../cache/index-cache';
-import { createSeekIndexBuilder, decodeSeekIndex, encodeSeekIndex, openRandomAccess } from '../compress/codecs';
 import { detectCompression, type DetectedCompression } from '../compress/detect';
-import { createSpanCache, type SpanCache } from '../compress/piece-cache';
+import type { SpanCache } from '../compress/piece-cache';
 import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar, type TarScan } from '../tar/scan';
+import { scanTarInWorker } from '../tar/scan-workers';
 import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
 
 /*
@@ -19,6 +19,15 @@ import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
  */
 
 export type TarCompression = 'none' | 'gzip' | 'zstd';
+
+/*
+ * The codecs (and pako, zstd-napi, lru-cache under them) are loaded on first use: a mount of
+ * plain layers never needs them, and loading them was a visible part of a warm mount's start.
+ */
+type Codecs = typeof import('../compress/codecs');
+let loadedCodecs: Codecs | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const codecs = (): Codecs => (loadedCodecs ??= require('../compress/codecs') as Codecs);
 
 /** What stored bytes are, from their first bytes (magic numbers: media types and names lie). */
 export async function detectTarCompression(src: ByteSource): Promise<DetectedCompression> {
@@ -44,6 +53,12 @@ export interface TarIndexerOptions {
   readAhead?: boolean;
   /** One-line notes for the user (what is kept and why). */
   log?: (message: string) => void;
+  /**
+   * Scan plain tars of at least this many bytes that sit in a local file on a worker thread
+   * (src/tar/scan-workers.ts), so that concurrent index() calls scan side by side; default:
+   * never. Smaller ones scan here: a worker costs more than it saves on them.
+   */
+  scanWorkerMinBytes?: number;
   /** Progress of a pass, in stored bytes. */
   onProgress?: (what: string, done: number, total: number) => void;
 }
@@ -70,6 +85,8 @@ export interface IndexedTar {
   stream: ByteSource;
   /** The cache entry holding its indexes, when there is a cache. */
   key?: string;
+  /** That entry's checksum: what is built from these indexes (a merged-tree snapshot) names them by it. */
+  sum?: number;
   /** `sha256:<hex>` of the stored bytes, when this call ran a pass that hashed all of them. */
   digest?: string;
 }
@@ -78,18 +95,27 @@ interface Indexes {
   scan: TarScan;
   seek?: SeekIndex;
   digest?: string;
+  sum?: number;
 }
 
 export class TarIndexer {
   readonly cache: IndexCache | undefined;
   readonly log: (message: string) => void;
-  private readonly spans: SpanCache | undefined;
+  private spans: SpanCache | undefined;
   private passes = 0;
+  /** Compressed passes run on this thread one at a time, so their progress lines stay in order. */
+  private passChain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: TarIndexerOptions = {}) {
     this.cache = opts.cache;
     this.log = opts.log ?? (() => undefined);
-    this.spans = opts.spanCacheBytes === undefined ? undefined : createSpanCache(opts.spanCacheBytes);
+  }
+
+  /** Memory for decompressed pieces, made when the first compressed tar is read. */
+  private spanCache(): SpanCache | undefined {
+    if (this.opts.spanCacheBytes === undefined) return undefined;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (this.spans ??= (require('../compress/piece-cache') as typeof import('../compress/piece-cache')).createSpanCache(this.opts.spanCacheBytes));
   }
 
   /**
@@ -107,9 +133,9 @@ export class TarIndexer {
       found = await this.pass(stored, compression, what, progress, spill, typeof store === 'function');
       if (store !== undefined) {
         key = typeof store === 'function' ? store(found.digest) : store;
-        await cache!.put(key, {
+        found.sum = await cache!.put(key, {
           meta: { ...keys!.meta, warnings: found.scan.warnings, endOffset: found.scan.endOffset },
-          sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [encodeSeekIndex(found.seek)] : [])],
+          sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [codecs().encodeSeekIndex(found.seek)] : [])],
         });
         if (spill && fs.existsSync(spill.path)) await fs.promises.rename(spill.path, this.spillPath(cache!, key));
       }
@@ -120,14 +146,14 @@ export class TarIndexer {
     const stream =
       compression === 'none'
         ? stored
-        : openRandomAccess(compression, stored, found.seek!, {
-            cache: this.spans,
+        : codecs().openRandomAccess(compression, stored, found.seek!, {
+            cache: this.spanCache(),
             cacheKey: key,
             spill: kept ? { path: this.spillPath(cache!, key!) } : undefined,
             onWarning: this.log,
             readAhead: this.opts.readAhead,
           });
-    return { compression, scan: found.scan, stream, key, digest: found.digest };
+    return { compression, scan: found.scan, stream, key, sum: found.sum, digest: found.digest };
   }
 
   private spillPath(cache: IndexCache, key: string): string {
@@ -154,11 +180,29 @@ export class TarIndexer {
     spill: ZstdSpillOptions | undefined,
     hash: boolean,
   ): Promise<Indexes> {
-    if (compression === 'none') return { scan: await scanTar(stored, what) };
+    if (compression === 'none') {
+      const range = stored.fileRange?.();
+      const min = this.opts.scanWorkerMinBytes;
+      if (range && min !== undefined && stored.size >= min) return { scan: await scanTarInWorker(range.file, range.start, stored.size, what) };
+      return { scan: await scanTar(stored, what) };
+    }
+    const turn = this.passChain.then(() => this.compressedPass(stored, compression, what, progress, spill, hash));
+    this.passChain = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async compressedPass(
+    stored: ByteSource,
+    compression: Exclude<TarCompression, 'none'>,
+    what: string,
+    progress: string,
+    spill: ZstdSpillOptions | undefined,
+    hash: boolean,
+  ): Promise<Indexes> {
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
     const input = stored.sequentialReader?.() ?? stored;
     const hashing = hash ? new HashingSource(input) : undefined;
-    const builder = createSeekIndexBuilder(compression, hashing ?? input, {
+    const builder = codecs().createSeekIndexBuilder(compression, hashing ?? input, {
       spill,
       onProgress: (done) => this.opts.onProgress?.(progress, done, stored.size),
     });
@@ -183,7 +227,8 @@ export class TarIndexer {
       const warnings = Array.isArray(entry.meta.warnings) ? (entry.meta.warnings as string[]) : [];
       return {
         scan: { index: decodeTarIndex(entry.sections[0]), warnings, endOffset: Number(entry.meta.endOffset) },
-        seek: compression !== 'none' ? decodeSeekIndex(entry.sections[1]) : undefined,
+        seek: compression !== 'none' ? codecs().decodeSeekIndex(entry.sections[1]) : undefined,
+        sum: entry.sum,
       };
     } catch {
       return undefined;

@@ -1,7 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { writeDemoImage } from '../demo';
 import { reporting } from './common';
 
 export function registerDemo(program: Command): void {
@@ -12,6 +11,8 @@ export function registerDemo(program: Command): void {
     .addHelpText('after', '\nExample:\n  ocimount demo -o demo.tar && mkdir -p /tmp/img && ocimount demo.tar /tmp/img && ls /tmp/img/rootfs\n')
     .action(
       reporting(async (opts: { out: string }) => {
+        // Loaded here: the demo's tar writer is not needed by any other command.
+        const { writeDemoImage } = await import('../demo');
         const what = await writeDemoImage(opts.out);
         process.stdout.write(`wrote ${opts.out} (${what})\n`);
       }),

@@ -30,6 +30,11 @@ export interface IndexedLayer {
   /** The stored blob's size. */
   storedSize: number;
   warnings: string[];
+  /**
+   * The index cache entry this index came from or was stored in, and its checksum: together
+   * they name this exact index (a merged-tree snapshot is filed under them). Absent without a cache.
+   */
+  cached?: { key: string; sum: number };
 }
 
 export interface IndexLayerOptions {
@@ -86,7 +91,8 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
   }
   const warnings = [...tar.scan.warnings];
   if (d.size !== undefined && d.size !== blob.size) warnings.push(`${what}: the manifest says ${d.size} bytes, the blob has ${blob.size}`);
-  return { descriptor: d, compression: kind, blob, stream: tar.stream, index: tar.scan.index, storedSize: blob.size, warnings };
+  const cached = tar.key !== undefined && tar.sum !== undefined ? { key: tar.key, sum: tar.sum } : undefined;
+  return { descriptor: d, compression: kind, blob, stream: tar.stream, index: tar.scan.index, storedSize: blob.size, warnings, ...(cached && { cached }) };
 }
 
 /** The policy above as cache keys: look up by the claimed digest, store by the proven one. */

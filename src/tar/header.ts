@@ -54,12 +54,17 @@ function field(block: Buffer, offset: number, length: number): string {
  * and the text cut at the first NUL. Throws on anything Go would call ErrHeader.
  */
 export function parseNumeric(b: Buffer): number {
-  if (b.length > 0 && b[0] & 0x80) {
-    const inv = b[0] & 0x40 ? 0xff : 0;
+  return numericIn(b, 0, b.length);
+}
+
+/** parseNumeric of bytes start..end of `b`, without making a view of them (the scan's hot path). */
+function numericIn(b: Buffer, start: number, end: number): number {
+  if (end > start && b[start] & 0x80) {
+    const inv = b[start] & 0x40 ? 0xff : 0;
     let x = 0n;
-    for (let i = 0; i < b.length; i++) {
+    for (let i = start; i < end; i++) {
       let c = b[i] ^ inv;
-      if (i === 0) c &= 0x7f;
+      if (i === start) c &= 0x7f;
       if (x >> 56n > 0n) throw new Error('base-256 number overflows 64 bits');
       x = (x << 8n) | BigInt(c);
     }
@@ -69,27 +74,37 @@ export function parseNumeric(b: Buffer): number {
     if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error('number too large');
     return Number(n);
   }
-  return parseOctal(b);
+  return octalIn(b, start, end);
 }
 
 export function parseOctal(b: Buffer): number {
-  let start = 0;
-  let end = b.length;
+  return octalIn(b, 0, b.length);
+}
+
+/** Octal digits read byte by byte: no string per field, which was most of a header's cost. */
+function octalIn(b: Buffer, from: number, to: number): number {
+  let start = from;
+  let end = to;
   while (start < end && (b[start] === 0x20 || b[start] === 0)) start++;
   while (end > start && (b[end - 1] === 0x20 || b[end - 1] === 0)) end--;
   if (start === end) return 0;
-  const nul = b.indexOf(0, start);
-  if (nul >= 0 && nul < end) end = nul;
-  const text = b.toString('latin1', start, end);
-  if (!/^[0-7]+$/.test(text)) throw new Error(`not an octal number: ${JSON.stringify(text)}`);
-  const n = parseInt(text, 8);
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (c === 0) break; // the text ends at the first NUL
+    if (c < 0x30 || c > 0x37) {
+      const nul = b.indexOf(0, start);
+      throw new Error(`not an octal number: ${JSON.stringify(b.toString('latin1', start, nul >= 0 && nul < end ? nul : end))}`);
+    }
+    n = n * 8 + (c - 0x30);
+  }
   if (!Number.isSafeInteger(n)) throw new Error('number too large');
   return n;
 }
 
 function numberAt(block: Buffer, name: string, offset: number, length: number): number {
   try {
-    return parseNumeric(block.subarray(offset, offset + length));
+    return numericIn(block, offset, offset + length);
   } catch (err) {
     throw new Error(`invalid ${name} field (${(err as Error).message})`);
   }
@@ -99,24 +114,30 @@ type Format = 'v7' | 'ustar' | 'gnu' | 'star';
 
 /** Go's getFormat, after the checksum: which fields beyond v7 the block has. */
 function formatOf(block: Buffer): Format {
-  const magic = block.toString('latin1', 257, 263);
-  const version = block.toString('latin1', 263, 265);
-  if (magic === 'ustar\0' && block.toString('latin1', 508, 512) === 'tar\0') return 'star';
-  if (magic === 'ustar\0') return 'ustar';
-  if (magic === 'ustar ' && version === ' \0') return 'gnu';
+  // "ustar" then NUL (POSIX) or space (GNU), compared as bytes: no strings per header.
+  const ustar = block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72;
+  if (ustar && block[262] === 0) {
+    return block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0 ? 'star' : 'ustar';
+  }
+  if (ustar && block[262] === 0x20 && block[263] === 0x20 && block[264] === 0) return 'gnu';
   return 'v7';
 }
 
 /** Go accepts either sum: some old writers summed the bytes as signed chars. */
 function checksums(block: Buffer): [unsigned: number, signed: number] {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : block[i];
-    unsigned += c;
-    signed += c < 128 ? c : c - 256;
+  // The checksum field itself counts as eight spaces. A signed sum differs from the unsigned
+  // one by 256 for each byte with its high bit set, so one pass gives both.
+  let unsigned = 8 * 0x20;
+  let high = 0;
+  for (let i = 0; i < 148; i++) {
+    unsigned += block[i];
+    high += block[i] >> 7;
   }
-  return [unsigned, signed];
+  for (let i = 156; i < BLOCK; i++) {
+    unsigned += block[i];
+    high += block[i] >> 7;
+  }
+  return [unsigned, unsigned - 256 * high];
 }
 
 /** Decodes one header block; throws on a bad checksum or an unreadable number field. */
@@ -124,7 +145,7 @@ export function decodeHeader(block: Buffer): RawHeader {
   const [unsigned, signed] = checksums(block);
   let stored: number | undefined;
   try {
-    stored = parseOctal(block.subarray(148, 156));
+    stored = octalIn(block, 148, 156);
   } catch {
     stored = undefined;
   }

@@ -7,7 +7,8 @@ import { TarIndex, type EntryExtras } from './tar-index';
  */
 
 // 2: byte-string paths, signed whole-second mtimes with a nanosecond column.
-const MAGIC = 'OCIMTIX2';
+// 3: the paths' count of '/' in the header (a mount's inode plan needs it).
+const MAGIC = 'OCIMTIX3';
 
 type Column = Uint8Array | Uint16Array | Uint32Array | Float64Array;
 
@@ -37,20 +38,22 @@ function extrasFromJson(json: string): Map<number, EntryExtras> {
 export function encodeTarIndex(ix: TarIndex): Buffer {
   const extras = Buffer.from(extrasToJson(ix.extras));
   const cols = columnsOf(ix).map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-  const head = Buffer.alloc(8 + 4 + 4 + 4);
+  const head = Buffer.alloc(8 + 4 + 4 + 4 + 4);
   head.write(MAGIC, 0, 'latin1');
   head.writeUInt32LE(ix.count, 8);
   head.writeUInt32LE(ix.pathPool.length, 12);
   head.writeUInt32LE(extras.length, 16);
+  head.writeUInt32LE(ix.slashCount(), 20);
   return Buffer.concat([head, ix.pathPool, extras, ...cols]);
 }
 
 export function decodeTarIndex(buf: Buffer): TarIndex {
-  if (buf.length < 20 || buf.toString('latin1', 0, 8) !== MAGIC) throw new Error('not a tar index');
+  if (buf.length < 24 || buf.toString('latin1', 0, 8) !== MAGIC) throw new Error('not a tar index');
   const count = buf.readUInt32LE(8);
   const poolLen = buf.readUInt32LE(12);
   const extrasLen = buf.readUInt32LE(16);
-  let at = 20;
+  const slashes = buf.readUInt32LE(20);
+  let at = 24;
   const take = (n: number): Buffer => {
     if (at + n > buf.length) throw new Error('tar index truncated');
     const b = buf.subarray(at, at + n);
@@ -82,5 +85,9 @@ export function decodeTarIndex(buf: Buffer): TarIndex {
   );
   if (at !== buf.length) throw new Error('tar index has trailing bytes');
   if (ix.pathStart[count] !== poolLen) throw new Error('tar index path table is inconsistent');
+  // An upper bound only (inode ranges): a damaged count could at worst overlap ranges, so it is
+  // held to what the pool can have.
+  if (slashes > poolLen) throw new Error('tar index slash count is inconsistent');
+  ix.knownSlashCount(slashes);
   return ix;
 }

@@ -67,9 +67,28 @@ export class TarIndex {
    * every `/` in a path may imply one more (a parent the tar never lists).
    */
   directoryCountUpperBound(): number {
-    let slashes = 0;
-    for (let i = this.pathPool.indexOf(0x2f); i >= 0; i = this.pathPool.indexOf(0x2f, i + 1)) slashes++;
-    return this.count + slashes;
+    return this.count + this.slashCount();
+  }
+
+  private slashes?: number;
+
+  /**
+   * How many `/` the paths hold: counted once, and kept by the index codec so that a mount
+   * from the cache does not walk every path for it.
+   */
+  slashCount(): number {
+    if (this.slashes === undefined) {
+      let n = 0;
+      const pool = this.pathPool;
+      for (let i = 0; i < pool.length; i++) if (pool[i] === 0x2f) n++;
+      this.slashes = n;
+    }
+    return this.slashes;
+  }
+
+  /** For the codec: the count it kept (see slashCount). */
+  knownSlashCount(n: number): void {
+    this.slashes = n;
   }
 
   byteSize(): number {

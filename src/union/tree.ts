@@ -27,6 +27,19 @@ export interface NodeSource {
   entry: number;
 }
 
+/** A Tree's columns as they sit in memory (see Tree.columns). */
+export interface TreeColumns {
+  namePool: Buffer;
+  nameStart: Uint32Array;
+  parent: Int32Array;
+  childFirst: Int32Array;
+  childCount: Int32Array;
+  nodeObj: Int32Array;
+  objLayer: Uint16Array;
+  objEntry: Int32Array;
+  objNlink: Uint32Array;
+}
+
 /**
  * A finished, read-only file tree over one or more layers' tar indexes. Nodes are numbered
  * breadth-first with each directory's children sorted by name (byte order), so a
@@ -165,6 +178,21 @@ export class Tree {
       yield n;
       for (let i = this.childCount[n] - 1; i >= 0; i--) stack.push(this.childFirst[n] + i);
     }
+  }
+
+  /**
+   * Every column, for a snapshot on disk (src/union/tree-codec.ts); `fromColumns` takes them
+   * back. Kept next to the constructor so the two change together.
+   */
+  columns(): TreeColumns {
+    return {
+      namePool: this.namePool, nameStart: this.nameStart, parent: this.parent, childFirst: this.childFirst, childCount: this.childCount,
+      nodeObj: this.nodeObj, objLayer: this.objLayer, objEntry: this.objEntry, objNlink: this.objNlink,
+    };
+  }
+
+  static fromColumns(layers: readonly TarIndex[], c: TreeColumns): Tree {
+    return new Tree(layers, c.namePool, c.nameStart, c.parent, c.childFirst, c.childCount, c.nodeObj, c.objLayer, c.objEntry, c.objNlink);
   }
 
   byteSize(): number {

@@ -1,0 +1,145 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { LocatedError } from '../errors';
+import type { ScanSource } from '../io/byte-source';
+import type { Warning } from '../warnings';
+import { scanTar, type TarScan } from './scan';
+import { decodeTarIndex, encodeTarIndex } from './tar-index-codec';
+
+/*
+ * Scanning a plain tar that sits in a local file, on a worker thread: the scan is CPU work (a
+ * header decoded per member), so the layers of an image scan side by side on as many cores as
+ * there are instead of one after another. The worker reads through the descriptor the main
+ * thread already holds (threads share it), so it reads exactly the file that was opened and
+ * checked, never a path that could have changed since. The index comes back in its on-disk
+ * encoding (columns, moved without copying) and the warnings and errors as they were, so a
+ * scan in a worker is indistinguishable from one on the main thread.
+ */
+
+interface Job {
+  fd: number;
+  /** For messages only: the file is read through `fd`. */
+  path: string;
+  start: number;
+  size: number;
+  what: string;
+}
+
+type Reply =
+  | { index: Uint8Array; warnings: string[]; endOffset: number; issues?: Warning[]; truncation?: string }
+  | { error: { message: string; where?: string; detail?: string } };
+
+/** Forward reads of `size` bytes at `start` of the descriptor, as FileSource.readSync does them. */
+function rangeSource(job: Job): ScanSource {
+  const readSync = (buf: Buffer, offset: number, length: number, position: number): number => {
+    const want = Math.max(0, Math.min(length, job.size - position));
+    let done = 0;
+    while (done < want) {
+      const n = fs.readSync(job.fd, buf, offset + done, want - done, job.start + position + done);
+      if (n === 0) throw new Error(`${job.path}: unexpected end of file at byte ${job.start + position + done} (file changed?)`);
+      done += n;
+    }
+    return done;
+  };
+  return { size: job.size, readSync, read: async (buf, offset, length, position) => readSync(buf, offset, length, position) };
+}
+
+async function runJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
+  try {
+    const scan = await scanTar(rangeSource(job), job.what);
+    const encoded = encodeTarIndex(scan.index);
+    // A buffer of its own, whole, so that it can be moved rather than copied.
+    const index = encoded.byteOffset === 0 && encoded.byteLength === encoded.buffer.byteLength ? new Uint8Array(encoded.buffer) : new Uint8Array(encoded);
+    const reply: Reply = { index, warnings: scan.warnings, endOffset: scan.endOffset, issues: scan.issues, truncation: scan.truncation };
+    return { reply, transfer: [index.buffer as ArrayBuffer] };
+  } catch (err) {
+    const e = err as Error;
+    const located = err instanceof LocatedError ? { where: err.where, detail: err.detail } : {};
+    return { reply: { error: { message: e.message, ...located } }, transfer: [] };
+  }
+}
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  port.on('message', (job: Job) => {
+    void runJob(job).then(({ reply, transfer }) => port.postMessage(reply, transfer));
+  });
+}
+
+/** Idle workers are ended after this long: a mount indexes once, then never again. */
+const IDLE_MS = 500;
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+  idle?: NodeJS.Timeout;
+}
+
+const slots: Slot[] = [];
+const waiting: Array<(slot: Slot) => void> = [];
+
+function release(slot: Slot): void {
+  const next = waiting.shift();
+  if (next) return next(slot);
+  slot.busy = false;
+  slot.idle = setTimeout(() => {
+    slots.splice(slots.indexOf(slot), 1);
+    void slot.worker.terminate();
+  }, IDLE_MS);
+  slot.idle.unref();
+}
+
+function acquire(): Promise<Slot> {
+  const free = slots.find((s) => !s.busy);
+  if (free) {
+    clearTimeout(free.idle);
+    free.busy = true;
+    return Promise.resolve(free);
+  }
+  if (slots.length < os.availableParallelism()) {
+    const slot: Slot = { worker: new Worker(__filename), busy: true };
+    // An idle worker must not keep the process alive; a busy one is awaited anyway.
+    slot.worker.unref();
+    slots.push(slot);
+    return Promise.resolve(slot);
+  }
+  return new Promise((resolve) => waiting.push(resolve));
+}
+
+/**
+ * scanTar of `size` bytes at `start` of the open file `fd`, on a worker thread. `what` names the
+ * tar in warnings and errors, exactly as scanTar would.
+ */
+export async function scanTarInWorker(file: { fd: number; path: string }, start: number, size: number, what: string): Promise<TarScan> {
+  const slot = await acquire();
+  const reply = await new Promise<Reply>((resolve, reject) => {
+    const onError = (err: Error) => {
+      cleanup();
+      // A worker that died is not reused; a job waiting for a slot gets a new worker.
+      slots.splice(slots.indexOf(slot), 1);
+      const next = waiting.shift();
+      if (next) void acquire().then(next);
+      reject(err);
+    };
+    const onMessage = (r: Reply) => {
+      cleanup();
+      resolve(r);
+    };
+    const cleanup = () => {
+      slot.worker.off('error', onError);
+      slot.worker.off('message', onMessage);
+    };
+    slot.worker.on('error', onError);
+    slot.worker.on('message', onMessage);
+    slot.worker.ref();
+    slot.worker.postMessage({ fd: file.fd, path: file.path, start, size, what } satisfies Job);
+  }).finally(() => slot.worker.unref());
+  release(slot);
+  if ('error' in reply) {
+    const e = reply.error;
+    throw e.where !== undefined && e.detail !== undefined ? new LocatedError(e.where, e.detail) : new Error(e.message);
+  }
+  const index = decodeTarIndex(Buffer.from(reply.index.buffer, reply.index.byteOffset, reply.index.byteLength));
+  return { index, warnings: reply.warnings, endOffset: reply.endOffset, ...(reply.issues && { issues: reply.issues }), ...(reply.truncation !== undefined && { truncation: reply.truncation }) };
+}

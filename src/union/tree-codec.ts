@@ -1,0 +1,69 @@
+import type { TarIndex } from '../tar/tar-index';
+import { Tree, type TreeColumns } from './tree';
+
+/*
+ * A merged Tree as byte sections, for the index cache: each column is written as it sits in
+ * memory (typed arrays, little-endian on every machine this runs on) and read back as a view or
+ * one copy, never entry by entry. Decoding checks only what keeps every later access in
+ * bounds (lengths, and that each number points where it may); it never walks names or paths.
+ */
+
+type Column = Uint8Array | Uint16Array | Uint32Array | Int32Array;
+type ColumnType = { new (n: number): Column; new (b: ArrayBufferLike, at: number, n: number): Column; BYTES_PER_ELEMENT: number };
+
+/** The typed columns in the order they are stored; `namePool` goes first, as bytes. */
+const ORDER: Array<[Exclude<keyof TreeColumns, 'namePool'>, ColumnType]> = [
+  ['nameStart', Uint32Array],
+  ['parent', Int32Array],
+  ['childFirst', Int32Array],
+  ['childCount', Int32Array],
+  ['nodeObj', Int32Array],
+  ['objLayer', Uint16Array],
+  ['objEntry', Int32Array],
+  ['objNlink', Uint32Array],
+];
+
+export function encodeTree(tree: Tree): Buffer[] {
+  const c = tree.columns();
+  return [c.namePool, ...ORDER.map(([name]) => Buffer.from(c[name].buffer, c[name].byteOffset, c[name].byteLength))];
+}
+
+/** A view when the bytes sit aligned for the type, else one copy. */
+function column(Ctor: ColumnType, bytes: Buffer): Column {
+  if (bytes.length % Ctor.BYTES_PER_ELEMENT !== 0) throw new Error('tree column has a partial element');
+  const n = bytes.length / Ctor.BYTES_PER_ELEMENT;
+  if (bytes.byteOffset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(bytes.buffer, bytes.byteOffset, n);
+  const out = new Ctor(n);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+/** The tree over `layers` (the slots it was built on); throws when the sections cannot be it. */
+export function decodeTree(sections: Buffer[], layers: readonly TarIndex[]): Tree {
+  if (sections.length !== ORDER.length + 1) throw new Error('not a tree snapshot');
+  const c = { namePool: sections[0] } as TreeColumns;
+  ORDER.forEach(([name, Ctor], i) => ((c as unknown as Record<string, Column>)[name] = column(Ctor, sections[i + 1])));
+  checkBounds(c, layers);
+  return Tree.fromColumns(layers, c);
+}
+
+function checkBounds(c: TreeColumns, layers: readonly TarIndex[]): void {
+  const n = c.parent.length;
+  const objects = c.objLayer.length;
+  const bad = (what: string) => new Error(`tree snapshot is inconsistent (${what})`);
+  if (n === 0 || c.nameStart.length !== n + 1 || c.childFirst.length !== n || c.childCount.length !== n || c.nodeObj.length !== n) throw bad('node columns');
+  if (c.objEntry.length !== objects || c.objNlink.length !== objects) throw bad('object columns');
+  if (c.nameStart[0] !== 0 || c.nameStart[n] !== c.namePool.length) throw bad('names');
+  for (let i = 0; i < n; i++) {
+    if (c.nameStart[i + 1] < c.nameStart[i]) throw bad('names');
+    if (c.parent[i] >= n || (c.parent[i] < 0 && i !== 0)) throw bad('parents');
+    if (c.childCount[i] < 0 || c.childFirst[i] <= i || c.childFirst[i] + c.childCount[i] > n) {
+      if (c.childCount[i] !== 0) throw bad('children');
+    }
+    if (c.nodeObj[i] < 0 || c.nodeObj[i] >= objects) throw bad('objects');
+  }
+  for (let o = 0; o < objects; o++) {
+    const layer = layers[c.objLayer[o]];
+    if (!layer || c.objEntry[o] < -1 || c.objEntry[o] >= layer.count) throw bad('entries');
+  }
+}
