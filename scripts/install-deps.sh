@@ -25,6 +25,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
+# script(1) gives the registry progress test a terminal (essential on Debian; minimal images may lack it).
+command -v script >/dev/null || need+=(bsdutils)
 command -v setcap >/dev/null || [ -x /usr/sbin/setcap ] || [ -x /sbin/setcap ] || need+=(libcap2-bin)
 if ((${#need[@]})); then
   sudo=""

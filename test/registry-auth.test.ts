@@ -126,7 +126,7 @@ describe('Bearer tokens (Distribution token auth)', { timeout: 300_000 }, () => 
   let reg: Registry;
   let tokens: TokenServer;
   before(async () => {
-    tokens = await startTokenServer({ alice: 'pw-alice' });
+    tokens = await startTokenServer({ alice: 'pw-alice' }, { refreshTokens: { 'rt-alice': 'alice' } });
     reg = await startRegistry({ token: tokens });
     for (const repo of ['public/app:1', 'private/app:1']) {
       await skopeoCopy(`oci:${imageDir}:1`, `docker://${reg.host}/${repo}`, ['--dest-tls-verify=false', '--dest-creds', 'alice:pw-alice']);
@@ -158,6 +158,18 @@ describe('Bearer tokens (Distribution token auth)', { timeout: 300_000 }, () => 
     dockerConfig({ auths: { [reg.host]: { auth: basic('alice', 'nope') } } });
     const refused = await ocimount(['cat', '--no-cache', `docker://${reg.host}/private/app:1`, '/hello.txt']);
     assertError(refused, 1, new RegExp(`${esc(reg.host)}: token for private/app from http://127\\.0\\.0\\.1:\\d+: not found or not allowed \\(401\\).*were refused`));
+  });
+
+  it('an identity token (identitytoken) is exchanged by the refresh-token grant', async () => {
+    dockerConfig({ auths: { [reg.host]: { identitytoken: 'rt-alice' } } });
+    tokens.requests.length = 0;
+    const r = await ocimount(['cat', '--no-cache', `docker://${reg.host}/private/app:1`, '/hello.txt']);
+    assertOk(r);
+    assert.equal(r.stdout, 'hello\n');
+    assert.deepEqual(tokens.requests.map((q) => [q.account, q.scope]), [['alice', 'repository:private/app:pull']]);
+    dockerConfig({ auths: { [reg.host]: { identitytoken: 'rt-stale' } } });
+    const refused = await ocimount(['cat', '--no-cache', `docker://${reg.host}/private/app:1`, '/hello.txt']);
+    assertError(refused, 1, new RegExp(`${esc(reg.host)}: token for private/app from http://127\\.0\\.0\\.1:\\d+: not found or not allowed \\(401\\)`));
   });
 
   it('an expired token is fetched anew', async () => {

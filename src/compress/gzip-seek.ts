@@ -339,9 +339,11 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
       window: Buffer.alloc(0),
     };
     this.cps.push(cp);
-    // Compressing the window runs on the thread pool, beside the JS inflate.
+    // Compressing the window runs on the thread pool, beside the JS inflate; level 1 because
+    // the main thread's share of each job (stream setup) grows with the level, and the pass is
+    // main-thread bound (bench/registry.ts), while the index grows only a little.
     this.jobs.push(
-      deflateRawAsync(window, { level: 6 }).then(
+      deflateRawAsync(window, { level: 1 }).then(
         (z) => {
           cp.window = z;
         },

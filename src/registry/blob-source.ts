@@ -11,7 +11,7 @@ import type { RegistryClient } from './client';
  *    fetch further ahead each time (up to MAX_AHEAD), so `cat` of a large file is a few large
  *    requests rather than many small ones.
  *  - `sequentialReader()` is for the one front-to-back pass that indexes a compressed layer: it
- *    streams the blob in bounded windows, one fetched ahead of the reader, and keeps nothing (the
+ *    streams the blob in bounded windows, two fetched ahead of the reader, and keeps nothing (the
  *    pass needs every byte once; keeping them would fill the cache with a copy of the blob).
  * Every read has a deadline (the registry timeout, retries included): a registry that stops
  * answering makes the read fail, never hang; the next read tries again.
@@ -21,6 +21,11 @@ const MAX_AHEAD = 2 * 1024 * 1024;
 /** Largest single Range request. */
 const MAX_REQUEST = 8 * 1024 * 1024;
 const STREAM_WINDOW = 4 * 1024 * 1024;
+/**
+ * Windows fetched ahead of the streaming reader: two, so that a window's request latency and a
+ * slow moment of the registry hide behind the inflate of the one before (bench/registry.ts).
+ */
+const STREAM_AHEAD = 2;
 
 export class RemoteBlobSource implements ByteSource {
   private readonly hex: string;
@@ -175,7 +180,7 @@ class StreamingReader implements ByteSource {
     const last = Math.floor((position + want - 1) / STREAM_WINDOW);
     // Windows behind the reader are done with; the one after the last is fetched meanwhile.
     for (const w of this.windows.keys()) if (w < first) this.windows.delete(w);
-    if ((last + 1) * STREAM_WINDOW < this.size) void this.window(last + 1);
+    for (let w = last + 1; w <= last + STREAM_AHEAD && w * STREAM_WINDOW < this.size; w++) void this.window(w);
     let done = 0;
     for (let w = first; w <= last; w++) {
       let bytes: Buffer;

@@ -54,6 +54,9 @@ function isTlsTrustError(err: NetworkError): boolean {
   return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|ALTNAME/.test(err.code ?? '') || /certificate/i.test(err.message);
 }
 
+/** OpenSSL's messages may span lines; what the user sees is one. */
+const oneLine = (m: string) => m.replace(/\s+/g, ' ').trim();
+
 function isNotTls(err: NetworkError): boolean {
   return err.code === 'EPROTO' || /wrong version number|packet length too long|ERR_SSL/i.test(`${err.code} ${err.message}`);
 }
@@ -98,16 +101,21 @@ export class RegistryClient {
   private readonly tokens = new Map<string, Token>();
   private readonly tokenFetches = new Map<string, Promise<Token>>();
   private readonly scope: string;
-  /** For --insecure registries: whether HTTPS failed for want of TLS and HTTP is used. */
+  /**
+   * Docker's rule for an insecure registry (--insecure, or any on 127.0.0.0/8 or localhost):
+   * HTTPS first, its certificate unchecked, and plain HTTP when it does not speak TLS at all.
+   */
+  private readonly lenient: boolean;
+  /** For a lenient registry: whether HTTPS failed for want of TLS and HTTP is used. */
   private fellBackToHttp = false;
 
   constructor(
     readonly ref: RegistryReference,
     private readonly opts: ClientOptions,
   ) {
-    const plain = isLoopbackRegistry(ref.apiHost);
-    this.base = new URL(`${plain ? 'http' : 'https'}://${ref.apiHost}`);
-    this.agents = new Agents(!!opts.insecure);
+    this.lenient = !!opts.insecure || isLoopbackRegistry(ref.apiHost);
+    this.base = new URL(`https://${ref.apiHost}`);
+    this.agents = new Agents((host) => !!opts.insecure || isLoopbackRegistry(host));
     this.scope = `repository:${ref.repository}:pull`;
   }
 
@@ -251,15 +259,18 @@ export class RegistryClient {
         debug?.(`${s.method} ${current.href}${headers.range ? ` ${headers.range}` : ''} -> ${(err as Error).message}`);
         if (!(err instanceof NetworkError)) throw err;
         if (current.protocol === 'https:' && isTlsTrustError(err)) {
-          if (this.opts.insecure) throw new RegistryUnavailableError(`${current.host}: TLS failed: ${err.message}`);
-          throw new RegistryUnavailableError(`${current.host}: its TLS certificate is not trusted (${err.message}); add its CA to the system's, or pass --insecure to skip verification`);
+          if (this.opts.insecure) throw new RegistryUnavailableError(`${current.host}: TLS failed: ${oneLine(err.message)}`);
+          throw new RegistryUnavailableError(`${current.host}: its TLS certificate is not trusted (${oneLine(err.message)}); add its CA to the system's bundle (or name it in SSL_CERT_FILE or NODE_EXTRA_CA_CERTS), or pass --insecure to skip verification`);
         }
-        if (this.opts.insecure && current.protocol === 'https:' && current.host === this.base.host && isNotTls(err)) {
-          // An insecure registry that does not speak TLS at all: plain HTTP, as Docker falls back.
+        if (this.lenient && current.protocol === 'https:' && current.host === this.base.host && isNotTls(err)) {
+          // A lenient registry that does not speak TLS at all: plain HTTP, as Docker falls back.
           this.fellBackToHttp = true;
           this.base.protocol = 'http:';
           current = new URL(current.href.replace(/^https:/, 'http:'));
           continue;
+        }
+        if (current.protocol === 'https:' && current.host === this.base.host && isNotTls(err)) {
+          throw new RegistryUnavailableError(`${current.host}: does not speak TLS (the TLS handshake got a plain answer: ${err.code ?? oneLine(err.message)}); pass --insecure to allow plain HTTP`);
         }
         if (err.code === 'ETOOBIG') throw new RegistryUnavailableError(`${current.host}: ${s.what}: ${err.message}`);
         // Start over from the registry: a storage URL it redirected to may have expired.

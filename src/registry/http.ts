@@ -1,5 +1,7 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as tls from 'node:tls';
 
 /*
  * One HTTP exchange, bounded in time and size: the request is sent, the whole (bounded) body is
@@ -37,18 +39,51 @@ export class NetworkError extends Error {
   }
 }
 
-/** The agents of one client: kept-alive sockets, TLS verified unless told otherwise. */
+/**
+ * The CAs a registry's certificate is checked against: Node's bundled roots, the system's bundle
+ * (`SSL_CERT_FILE`, else Debian's /etc/ssl/certs/ca-certificates.crt: Node alone would not read
+ * it) and `NODE_EXTRA_CA_CERTS` (read here too, since an explicit CA list would leave it out).
+ * Read once per process.
+ */
+let trusted: string[] | undefined;
+export function trustedCas(): string[] {
+  if (trusted) return trusted;
+  const cas = [...tls.rootCertificates];
+  for (const file of [process.env.SSL_CERT_FILE || '/etc/ssl/certs/ca-certificates.crt', process.env.NODE_EXTRA_CA_CERTS]) {
+    if (!file) continue;
+    try {
+      cas.push(fs.readFileSync(file, 'utf8'));
+    } catch {
+      /* no such bundle here: the others still apply */
+    }
+  }
+  return (trusted = cas);
+}
+
+/**
+ * The agents of one client: kept-alive sockets; TLS verified, except towards the hosts `unverified`
+ * names (an --insecure registry, or one on loopback, as Docker treats 127.0.0.0/8).
+ */
 export class Agents {
   readonly http = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  readonly https: https.Agent;
+  private readonly unverified = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: false });
+  /** Made on first use: parsing a few hundred CAs takes a while, and loopback never needs them. */
+  private verified?: https.Agent;
 
-  constructor(insecureTls: boolean) {
-    this.https = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !insecureTls });
+  constructor(private readonly unverifiedHost: (host: string) => boolean) {}
+
+  forUrl(url: URL): http.Agent {
+    if (url.protocol !== 'https:') return this.http;
+    if (this.unverifiedHost(url.host)) return this.unverified;
+    // One secure context for every connection, rather than the CAs parsed again per socket.
+    this.verified ??= new https.Agent({ keepAlive: true, maxSockets: 8, secureContext: tls.createSecureContext({ ca: trustedCas() }) });
+    return this.verified;
   }
 
   destroy(): void {
     this.http.destroy();
-    this.https.destroy();
+    this.verified?.destroy();
+    this.unverified.destroy();
   }
 }
 
@@ -74,7 +109,7 @@ export function httpAttempt(url: URL, agents: Agents, a: HttpAttempt): Promise<H
       url,
       {
         method: a.method,
-        agent: url.protocol === 'https:' ? agents.https : agents.http,
+        agent: agents.forUrl(url),
         headers: { 'user-agent': 'ocimount', ...(a.body ? { 'content-length': String(a.body.length) } : {}), ...a.headers },
       },
       (res) => {
@@ -82,18 +117,27 @@ export function httpAttempt(url: URL, agents: Agents, a: HttpAttempt): Promise<H
         if (a.method !== 'HEAD' && Number.isFinite(declared) && declared > a.maxBody && res.statusCode! < 300) {
           return finish(new NetworkError(`answer of ${declared} bytes is larger than the ${a.maxBody} expected`, 'ETOOBIG'));
         }
+        // A body of declared size goes straight into one buffer of that size: a 4 MiB blob
+        // window otherwise costs a list of 64 KiB chunks, a copy into one buffer, and the garbage.
+        const into = a.method !== 'HEAD' && Number.isSafeInteger(declared) && declared > 0 && declared <= a.maxBody ? Buffer.allocUnsafe(declared) : undefined;
         res.on('data', (c: Buffer) => {
+          if (into && got + c.length <= into.length) {
+            c.copy(into, got);
+            got += c.length;
+            return;
+          }
           got += c.length;
           // Error answers are read only up to the limit: their text is for messages.
           if (got > a.maxBody) {
             if (res.statusCode! >= 300) return;
             return finish(new NetworkError(`answer larger than the ${a.maxBody} bytes expected`, 'ETOOBIG'));
           }
+          if (into) return finish(new NetworkError(`answer longer than its Content-Length of ${declared} bytes`, 'ECONNRESET'));
           chunks.push(c);
         });
         res.on('end', () => {
-          if (!res.complete) return finish(new NetworkError('connection closed before the answer was complete', 'ECONNRESET'));
-          finish(undefined, { status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), url });
+          if (!res.complete || (into && got !== into.length)) return finish(new NetworkError('connection closed before the answer was complete', 'ECONNRESET'));
+          finish(undefined, { status: res.statusCode!, headers: res.headers, body: into ?? Buffer.concat(chunks), url });
         });
         res.on('aborted', () => finish(new NetworkError('connection closed before the answer was complete', 'ECONNRESET')));
         res.on('error', (err: NodeJS.ErrnoException) => finish(new NetworkError(err.message, err.code)));

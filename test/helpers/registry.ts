@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, sign, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { run, tempDir } from './mount-harness';
@@ -37,12 +38,12 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
-async function waitUp(port: number, proc: ChildProcess, log: () => string): Promise<void> {
+async function waitUp(host: string, port: number, tls: boolean, proc: ChildProcess, log: () => string): Promise<void> {
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
     if (proc.exitCode !== null) throw new Error(`docker-registry exited ${proc.exitCode}: ${log()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/v2/', timeout: 1000 }, (res) => {
+      const req = (tls ? https : http).get({ host, port, path: '/v2/', timeout: 1000, rejectUnauthorized: false }, (res) => {
         res.resume();
         resolve(true);
       });
@@ -58,9 +59,18 @@ async function waitUp(port: number, proc: ChildProcess, log: () => string): Prom
   throw new Error(`docker-registry not up on ${port}: ${log()}`);
 }
 
-export async function startRegistry(auth?: RegistryAuth): Promise<Registry> {
+export interface RegistryListen {
+  /** Address to listen on (default 127.0.0.1). */
+  address?: string;
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { certificate: string; key: string };
+}
+
+export async function startRegistry(auth?: RegistryAuth, listen: RegistryListen = {}): Promise<Registry> {
   const dir = tempDir('registry');
   const port = await freePort();
+  const address = listen.address ?? '127.0.0.1';
+  const tlsYaml = listen.tls ? `  tls:\n    certificate: ${listen.tls.certificate}\n    key: ${listen.tls.key}\n` : '';
   let authYaml = '';
   if (auth && 'htpasswd' in auth) {
     const file = path.join(dir, 'htpasswd');
@@ -75,11 +85,11 @@ export async function startRegistry(auth?: RegistryAuth): Promise<Registry> {
   const config = path.join(dir, 'config.yml');
   fs.writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: ${address}:${port}\n${tlsYaml}${authYaml}`,
   );
   let log = '';
   const reg: Registry = {
-    host: `127.0.0.1:${port}`,
+    host: `${address}:${port}`,
     port,
     dir,
     proc: undefined as unknown as ChildProcess,
@@ -110,7 +120,7 @@ export async function startRegistry(auth?: RegistryAuth): Promise<Registry> {
     reg.proc = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     reg.proc.stdout!.on('data', (d) => (log = (log + d).slice(-4000)));
     reg.proc.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
-    await waitUp(port, reg.proc, () => log);
+    await waitUp(address, port, !!listen.tls, reg.proc, () => log);
   };
   await start();
   return reg;
@@ -143,7 +153,7 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
  * self-signed certificate is the registry's `rootcertbundle`, the certificate in `x5c`. Known
  * users get what they ask for; anonymous callers get pull on `public/*` only.
  */
-export async function startTokenServer(users: Record<string, string>, opts: { expiresIn?: number } = {}): Promise<TokenServer> {
+export async function startTokenServer(users: Record<string, string>, opts: { expiresIn?: number; refreshTokens?: Record<string, string> } = {}): Promise<TokenServer> {
   const dir = tempDir('token');
   const key = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
@@ -159,9 +169,25 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
     certFile,
     requests: [],
     expiresIn: opts.expiresIn ?? 300,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // Its key and certificate go with it (they were left behind in the temp dir before).
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())).then(() => fs.rmSync(dir, { recursive: true, force: true })),
+  };
+  /** The OAuth2 refresh-token grant (what an `identitytoken` is exchanged by): a form POST. */
+  const refreshGrant = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(chunks).toString());
+      const account = form.get('grant_type') === 'refresh_token' ? opts.refreshTokens?.[form.get('refresh_token') ?? ''] : undefined;
+      if (!account) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad refresh token' }] }));
+      }
+      answer(res, account, (form.get('scope') ?? '').split(' ').filter(Boolean));
+    });
   };
   const server = http.createServer((req, res) => {
+    if (req.method === 'POST') return refreshGrant(req, res);
     const url = new URL(req.url!, t.url);
     let account = '';
     const authz = req.headers.authorization;
@@ -173,7 +199,9 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
       }
       account = u;
     }
-    const scopes = url.searchParams.getAll('scope');
+    answer(res, account, url.searchParams.getAll('scope'));
+  });
+  const answer = (res: http.ServerResponse, account: string, scopes: string[]) => {
     const access = scopes.flatMap((s) => {
       const [type, name, actions] = s.split(':');
       const wanted = (actions ?? '').split(',').filter(Boolean);
@@ -188,7 +216,7 @@ export async function startTokenServer(users: Record<string, string>, opts: { ex
     const token = `${signing}.${b64url(sign('sha256', Buffer.from(signing), keyPem))}`;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ token, access_token: token, expires_in: t.expiresIn, issued_at: new Date().toISOString() }));
-  });
+  };
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return t;
 }
@@ -199,6 +227,8 @@ export interface FaultProxy {
   host: string;
   /** Decides per request: undefined = pass it on. */
   fault: (req: http.IncomingMessage, n: number) => { status: number; headers?: Record<string, string> } | 'drop' | { redirect: string } | undefined;
+  /** Rewrites the body (and keeps the headers but Content-Length) of an answer passed on; undefined = as it is. */
+  rewrite: (req: http.IncomingMessage, body: Buffer) => Buffer | undefined;
   /** Requests seen, with what was done. */
   log: string[];
   close(): Promise<void>;
@@ -211,6 +241,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const p: FaultProxy = {
     host: `127.0.0.1:${port}`,
     fault: () => undefined,
+    rewrite: () => undefined,
     log: [],
     close: () =>
       new Promise((resolve) => {
@@ -232,8 +263,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       return res.end(JSON.stringify({ errors: [{ code: 'INJECTED', message: `injected ${f.status}` }] }));
     }
     const up = http.request({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: { ...req.headers, host: target } }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      ur.pipe(res);
+      const chunks: Buffer[] = [];
+      ur.on('data', (c: Buffer) => chunks.push(c));
+      ur.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const changed = req.method === 'HEAD' ? undefined : p.rewrite(req, body);
+        res.writeHead(ur.statusCode!, { ...ur.headers, ...(changed ? { 'content-length': String(changed.length) } : {}) });
+        res.end(changed ?? body);
+      });
     });
     up.on('error', () => req.socket.destroy());
     req.pipe(up);
