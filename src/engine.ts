@@ -54,6 +54,17 @@ function scanWorkerMinBytes(): number | undefined {
   return cores > 1 && loadavg()[0] + 1 <= cores ? 4 * 1024 * 1024 : undefined;
 }
 
+/**
+ * Compressed layers at least this large pass on worker threads (src/archive/pass-workers.ts), side
+ * by side, whatever the load: a pass is seconds of CPU per layer, beside which a worker's start is
+ * small, and a busy machine shares its cores among threads, so two passes still finish sooner.
+ * The variable is for tests and measurements (a huge value keeps every pass on this thread).
+ */
+function passWorkerMinBytes(): number {
+  const set = Number(process.env.OCIMOUNT_PASS_WORKER_MIN_BYTES);
+  return process.env.OCIMOUNT_PASS_WORKER_MIN_BYTES !== undefined && Number.isFinite(set) && set >= 0 ? set : 4 * 1024 * 1024;
+}
+
 /** An opened archive: its files and the images found in it. */
 export class ImageArchive {
   private constructor(
@@ -141,9 +152,10 @@ export class ImageView {
       log: opts.onNote,
       onProgress: opts.onProgress,
       scanWorkerMinBytes: scanWorkerMinBytes(),
+      passWorkerMinBytes: passWorkerMinBytes(),
     });
-    // Every layer is indexed at once: plain layers scan side by side on worker threads (the
-    // indexer keeps compressed passes one at a time). Results, warnings and the first failure
+    // Every layer is indexed at once: plain layers scan and compressed ones pass side by side
+    // on worker threads (small compressed ones pass here, one at a time). Results, warnings and the first failure
     // are then taken in layer order, as when layers were indexed one after another.
     const byBlob = new Map<string, Promise<IndexedLayer>>();
     const pending = image.layers.map((d) => {
