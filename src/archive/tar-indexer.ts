@@ -21,7 +21,6 @@ import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
 
 export type TarCompression = 'none' | 'gzip' | 'zstd';
 
-
 /** What stored bytes are, from their first bytes (magic numbers: media types and names lie). */
 export async function detectTarCompression(src: ByteSource): Promise<DetectedCompression> {
   const head = Buffer.alloc(Math.min(1024, src.size));
