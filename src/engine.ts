@@ -40,16 +40,17 @@ export interface OpenOptions extends ImageSelector {
 }
 
 /**
- * Plain layers at least this large scan on worker threads (src/tar/scan-workers.ts); smaller
- * ones on this thread, where a worker's start would cost more than the scan. Workers pay off only
- * with a core to spare: each starts its own Node environment and warms its own JIT (about 0.5 s
- * more CPU for this image's three big layers, see bench/README.md), which on a machine whose
- * cores are already busy makes the open slower, not faster. The variable is for tests and
- * measurements.
+ * Layers at least this large are indexed on worker threads: plain ones scan there
+ * (src/tar/scan-workers.ts), compressed ones pass there (src/archive/pass-workers.ts), side by
+ * side; smaller ones on this thread, where a worker's start would cost more than the work.
+ * Workers pay off only with a core to spare: each starts its own Node environment and warms its
+ * own JIT (more CPU, and ~100 MiB more memory for two passes), which on a machine whose cores are
+ * already busy made the open no faster in bench/README.md's runs. `variable` is for tests and
+ * measurements (0: every layer on a worker; a huge value: none).
  */
-function scanWorkerMinBytes(): number | undefined {
-  const set = Number(process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES);
-  if (process.env.OCIMOUNT_SCAN_WORKER_MIN_BYTES !== undefined && Number.isFinite(set) && set >= 0) return set;
+function workerMinBytes(variable: string): number | undefined {
+  const set = Number(process.env[variable]);
+  if (process.env[variable] !== undefined && Number.isFinite(set) && set >= 0) return set;
   const cores = availableParallelism();
   return cores > 1 && loadavg()[0] + 1 <= cores ? 4 * 1024 * 1024 : undefined;
 }
@@ -140,10 +141,11 @@ export class ImageView {
       readAhead: true,
       log: opts.onNote,
       onProgress: opts.onProgress,
-      scanWorkerMinBytes: scanWorkerMinBytes(),
+      scanWorkerMinBytes: workerMinBytes('OCIMOUNT_SCAN_WORKER_MIN_BYTES'),
+      passWorkerMinBytes: workerMinBytes('OCIMOUNT_PASS_WORKER_MIN_BYTES'),
     });
-    // Every layer is indexed at once: plain layers scan side by side on worker threads (the
-    // indexer keeps compressed passes one at a time). Results, warnings and the first failure
+    // Every layer is indexed at once: plain layers scan and compressed ones pass side by side
+    // on worker threads (small compressed ones pass here, one at a time). Results, warnings and the first failure
     // are then taken in layer order, as when layers were indexed one after another.
     const byBlob = new Map<string, Promise<IndexedLayer>>();
     const pending = image.layers.map((d) => {

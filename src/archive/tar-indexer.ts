@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { IndexCache } from '../cache/index-cache';
@@ -7,6 +6,8 @@ import type { SpanCache } from '../compress/piece-cache';
 import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar, type TarScan } from '../tar/scan';
+import { codecs, compressedPass } from './compressed-pass';
+import { compressedPassInWorker } from './pass-workers';
 import { scanTarInWorker } from '../tar/scan-workers';
 import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
 
@@ -19,15 +20,6 @@ import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
  */
 
 export type TarCompression = 'none' | 'gzip' | 'zstd';
-
-/*
- * The codecs (and pako, zstd-napi, lru-cache under them) are loaded on first use: a mount of
- * plain layers never needs them, and loading them was a visible part of a warm mount's start.
- */
-type Codecs = typeof import('../compress/codecs');
-let loadedCodecs: Codecs | undefined;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const codecs = (): Codecs => (loadedCodecs ??= require('../compress/codecs') as Codecs);
 
 /** What stored bytes are, from their first bytes (magic numbers: media types and names lie). */
 export async function detectTarCompression(src: ByteSource): Promise<DetectedCompression> {
@@ -59,6 +51,11 @@ export interface TarIndexerOptions {
    * never. Smaller ones scan here: a worker costs more than it saves on them.
    */
   scanWorkerMinBytes?: number;
+  /**
+   * Run the pass over compressed tars of at least this many stored bytes on a worker thread
+   * (pass-workers.ts), side by side; default: never. Smaller ones pass here, one at a time.
+   */
+  passWorkerMinBytes?: number;
   /** Progress of a pass, in stored bytes. */
   onProgress?: (what: string, done: number, total: number) => void;
 }
@@ -186,6 +183,8 @@ export class TarIndexer {
       if (range && min !== undefined && stored.size >= min) return { scan: await scanTarInWorker(range.file, range.start, stored.size, what) };
       return { scan: await scanTar(stored, what) };
     }
+    const min = this.opts.passWorkerMinBytes;
+    if (min !== undefined && stored.size >= min) return this.workerPass(stored, compression, what, progress, spill, hash);
     const turn = this.passChain.then(() => this.compressedPass(stored, compression, what, progress, spill, hash));
     this.passChain = turn.catch(() => undefined);
     return turn;
@@ -201,21 +200,43 @@ export class TarIndexer {
   ): Promise<Indexes> {
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
     const input = stored.sequentialReader?.() ?? stored;
-    const hashing = hash ? new HashingSource(input) : undefined;
-    const builder = codecs().createSeekIndexBuilder(compression, hashing ?? input, {
-      spill,
-      onProgress: (done) => this.opts.onProgress?.(progress, done, stored.size),
-    });
-    try {
-      const scan = await scanTar(builder, what);
-      const seek = await builder.finish();
-      if (spill && fs.existsSync(spill.path)) {
-        this.log(`${what}: zstd with large frames cannot be read at random; a decompressed copy is kept in the cache folder (up to ${Math.round(spill.maxBytes! / 2 ** 20)} MiB)`);
-      }
-      return { scan, seek, digest: hashing?.digest() };
-    } catch (err) {
-      await builder.abort();
+    const onProgress = (done: number) => this.opts.onProgress?.(progress, done, stored.size);
+    const found = await compressedPass(input, compression, what, { spill, hash, onProgress });
+    this.noteSpill(what, spill);
+    return found;
+  }
+
+  /** compressedPass on a worker thread: passes run side by side, as many as there are cores. */
+  private async workerPass(
+    stored: ByteSource,
+    compression: Exclude<TarCompression, 'none'>,
+    what: string,
+    progress: string,
+    spill: ZstdSpillOptions | undefined,
+    hash: boolean,
+  ): Promise<Indexes> {
+    const range = stored.fileRange?.();
+    const input = stored.sequentialReader?.() ?? stored;
+    const onProgress = (done: number) => this.opts.onProgress?.(progress, done, stored.size);
+    const file = range && { fd: range.file.fd, path: range.file.path, start: range.start };
+    // A file read by the worker is checked as every read here checks it, once, at the end:
+    // a file changed in place fails the pass with the same message, whatever else went wrong.
+    const stale = () => {
+      const why = range?.file.verifyUnchanged();
+      if (why) throw new Error(why);
+    };
+    const found = await compressedPassInWorker(stored, input, compression, what, { file, spill, hash, onProgress }).catch((err: unknown) => {
+      stale();
       throw err;
+    });
+    stale();
+    this.noteSpill(what, spill);
+    return found;
+  }
+
+  private noteSpill(what: string, spill: ZstdSpillOptions | undefined): void {
+    if (spill && fs.existsSync(spill.path)) {
+      this.log(`${what}: zstd with large frames cannot be read at random; a decompressed copy is kept in the cache folder (up to ${Math.round(spill.maxBytes! / 2 ** 20)} MiB)`);
     }
   }
 
@@ -233,33 +254,5 @@ export class TarIndexer {
     } catch {
       return undefined;
     }
-  }
-}
-
-/** Hashes what a single forward pass reads; a pass that jumps (or re-reads) proves nothing. */
-class HashingSource implements ByteSource {
-  private readonly hash = createHash('sha256');
-  private next = 0;
-  private broken = false;
-
-  constructor(private readonly inner: ByteSource) {}
-
-  get size(): number {
-    return this.inner.size;
-  }
-
-  async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    const n = await this.inner.read(buf, offset, length, position);
-    if (position !== this.next) this.broken = true;
-    else {
-      this.hash.update(buf.subarray(offset, offset + n));
-      this.next += n;
-    }
-    return n;
-  }
-
-  /** sha256:<hex> when every byte was read once, in order. */
-  digest(): string | undefined {
-    return !this.broken && this.next === this.inner.size ? `sha256:${this.hash.digest('hex')}` : undefined;
   }
 }
