@@ -178,7 +178,9 @@ describe('16 parallel readers on one mount', () => {
             ? await run('cat', [path.join(rootfs, 'broken/huge')], { timeoutMs: 60_000 })
             : await sh(`dd if="$1" iflag=direct bs=128k skip=${Math.floor(rand() * 8000)} count=1 status=none`, path.join(rootfs, 'broken/huge'));
           check(`failing-${i}`, r.code !== 0 && /Input\/output error/.test(r.stderr), `expected EIO, got exit ${r.code}: ${r.stderr}`);
-          check(`failing-${i}`, Date.now() - started < 5000, `EIO took ${Date.now() - started} ms`);
+          // Promptly, not after a hang: well under the 60 s the FUSE layer allows a request, with room
+          // for a loaded machine (6.5 s was seen at load 12 on 2 CPUs).
+          check(`failing-${i}`, Date.now() - started < 20_000, `EIO took ${Date.now() - started} ms`);
         }]);
       }
 
