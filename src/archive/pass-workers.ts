@@ -4,7 +4,7 @@ import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import { LocatedError } from '../errors';
 import type { ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
-import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
+import { fromMovable, toMovable, type MovableTarIndex } from '../tar/tar-index-codec';
 import type { Warning } from '../warnings';
 import { codecs, compressedPass, type CompressedPassResult } from './compressed-pass';
 
@@ -22,8 +22,8 @@ import { codecs, compressedPass, type CompressedPassResult } from './compressed-
  *  - anything else (a registry blob): the indexer's thread reads it, in the order the pass asks,
  *    and moves each chunk to the worker (no copy); the worker asks for the next chunks before it
  *    needs them, so the fetch of one overlaps the inflate of the one before.
- * What comes back is what a pass here gives: the tar index and the seek index in their on-disk
- * encodings (what the cache stores, decoded as a cache hit is), warnings and issues as they were,
+ * What comes back is what a pass here gives: the tar index as its own column buffers (moved, not
+ * copied) and the seek index in its on-disk encoding, warnings and issues as they were,
  * progress as it goes, and a failure as the same one-line error (a failure of the source itself
  * is rethrown as the very error object the source threw).
  */
@@ -42,7 +42,7 @@ interface Job {
 type FromWorker =
   | { t: 'read'; seq: number; position: number; length: number }
   | { t: 'progress'; done: number }
-  | { t: 'done'; index: Uint8Array; seek: Uint8Array; warnings: string[]; endOffset: number; issues?: Warning[]; truncation?: string; digest?: string }
+  | { t: 'done'; index: MovableTarIndex; seek: Uint8Array; warnings: string[]; endOffset: number; issues?: Warning[]; truncation?: string; digest?: string }
   | { t: 'error'; message: string; where?: string; detail?: string; sourceError?: boolean };
 
 /** Indexer thread -> worker. */
@@ -138,10 +138,10 @@ async function runJob(job: Job, port: NonNullable<typeof parentPort>, remote: Re
       spill: job.spill,
       onProgress: (done) => port.postMessage({ t: 'progress', done } satisfies FromWorker),
     });
-    const index = own(encodeTarIndex(r.scan.index));
+    const { movable: index, transfer } = toMovable(r.scan.index);
     const seek = own(codecs().encodeSeekIndex(r.seek));
     const { warnings, endOffset, issues, truncation } = r.scan;
-    port.postMessage({ t: 'done', index, seek, warnings, endOffset, issues, truncation, digest: r.digest } satisfies FromWorker, [index.buffer as ArrayBuffer, seek.buffer as ArrayBuffer]);
+    port.postMessage({ t: 'done', index, seek, warnings, endOffset, issues, truncation, digest: r.digest } satisfies FromWorker, [...transfer, seek.buffer as ArrayBuffer]);
   } catch (err) {
     const e = err as Error;
     const located = err instanceof LocatedError ? { where: err.where, detail: err.detail } : {};
@@ -265,7 +265,7 @@ export async function compressedPassInWorker(
   }
   const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
   const scan = {
-    index: decodeTarIndex(buf(reply.index)),
+    index: fromMovable(reply.index),
     warnings: reply.warnings,
     endOffset: reply.endOffset,
     ...(reply.issues && { issues: reply.issues }),

@@ -5,15 +5,15 @@ import { LocatedError } from '../errors';
 import type { ScanSource } from '../io/byte-source';
 import type { Warning } from '../warnings';
 import { scanTar, type TarScan } from './scan';
-import { decodeTarIndex, encodeTarIndex } from './tar-index-codec';
+import { fromMovable, toMovable, type MovableTarIndex } from './tar-index-codec';
 
 /*
  * Scanning a plain tar that sits in a local file, on a worker thread: the scan is CPU work (a
  * header decoded per member), so the layers of an image scan side by side on as many cores as
  * there are instead of one after another. The worker reads through the descriptor the main
  * thread already holds (threads share it), so it reads exactly the file that was opened and
- * checked, never a path that could have changed since. The index comes back in its on-disk
- * encoding (columns, moved without copying) and the warnings and errors as they were, so a
+ * checked, never a path that could have changed since. The index comes back as its own column
+ * buffers, moved without copying, and the warnings and errors as they were, so a
  * scan in a worker is indistinguishable from one on the main thread.
  */
 
@@ -27,7 +27,7 @@ interface Job {
 }
 
 type Reply =
-  | { index: Uint8Array; warnings: string[]; endOffset: number; issues?: Warning[]; truncation?: string }
+  | { index: MovableTarIndex; warnings: string[]; endOffset: number; issues?: Warning[]; truncation?: string }
   | { error: { message: string; where?: string; detail?: string } };
 
 /** Forward reads of `size` bytes at `start` of the descriptor, as FileSource.readSync does them. */
@@ -48,11 +48,9 @@ function rangeSource(job: Job): ScanSource {
 async function runJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
   try {
     const scan = await scanTar(rangeSource(job), job.what);
-    const encoded = encodeTarIndex(scan.index);
-    // A buffer of its own, whole, so that it can be moved rather than copied.
-    const index = encoded.byteOffset === 0 && encoded.byteLength === encoded.buffer.byteLength ? new Uint8Array(encoded.buffer) : new Uint8Array(encoded);
-    const reply: Reply = { index, warnings: scan.warnings, endOffset: scan.endOffset, issues: scan.issues, truncation: scan.truncation };
-    return { reply, transfer: [index.buffer as ArrayBuffer] };
+    const { movable, transfer } = toMovable(scan.index);
+    const reply: Reply = { index: movable, warnings: scan.warnings, endOffset: scan.endOffset, issues: scan.issues, truncation: scan.truncation };
+    return { reply, transfer };
   } catch (err) {
     const e = err as Error;
     const located = err instanceof LocatedError ? { where: err.where, detail: err.detail } : {};
@@ -140,6 +138,6 @@ export async function scanTarInWorker(file: { fd: number; path: string }, start:
     const e = reply.error;
     throw e.where !== undefined && e.detail !== undefined ? new LocatedError(e.where, e.detail) : new Error(e.message);
   }
-  const index = decodeTarIndex(Buffer.from(reply.index.buffer, reply.index.byteOffset, reply.index.byteLength));
+  const index = fromMovable(reply.index);
   return { index, warnings: reply.warnings, endOffset: reply.endOffset, ...(reply.issues && { issues: reply.issues }), ...(reply.truncation !== undefined && { truncation: reply.truncation }) };
 }
