@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { isMainThread, parentPort } from 'node:worker_threads';
+import { WorkerPool } from '../io/worker-pool';
 import { LocatedError } from '../errors';
 import type { ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
@@ -161,45 +161,7 @@ if (!isMainThread && parentPort) {
 
 // ---- the indexer's side ----------------------------------------------------------------------
 
-/** Idle workers are ended after this long: a mount indexes once, then never again. */
-const IDLE_MS = 500;
-
-interface Slot {
-  worker: Worker;
-  busy: boolean;
-  idle?: NodeJS.Timeout;
-}
-
-const slots: Slot[] = [];
-const waiting: Array<(slot: Slot) => void> = [];
-
-function release(slot: Slot): void {
-  const next = waiting.shift();
-  if (next) return next(slot);
-  slot.busy = false;
-  slot.idle = setTimeout(() => {
-    slots.splice(slots.indexOf(slot), 1);
-    void slot.worker.terminate();
-  }, IDLE_MS);
-  slot.idle.unref();
-}
-
-function acquire(): Promise<Slot> {
-  const free = slots.find((s) => !s.busy);
-  if (free) {
-    clearTimeout(free.idle);
-    free.busy = true;
-    return Promise.resolve(free);
-  }
-  if (slots.length < os.availableParallelism()) {
-    const slot: Slot = { worker: new Worker(__filename), busy: true };
-    // An idle worker must not keep the process alive; a busy one is awaited anyway.
-    slot.worker.unref();
-    slots.push(slot);
-    return Promise.resolve(slot);
-  }
-  return new Promise((resolve) => waiting.push(resolve));
-}
+const pool = new WorkerPool(__filename);
 
 export interface PassInWorkerOptions {
   /** The stored bytes sit in this open file at `start` (read there by the worker). */
@@ -220,7 +182,7 @@ export async function compressedPassInWorker(
   what: string,
   opts: PassInWorkerOptions,
 ): Promise<CompressedPassResult> {
-  const slot = await acquire();
+  const slot = await pool.acquire();
   /** What the source threw, by message: the worker's failure names it, the original is rethrown. */
   let sourceFailure: unknown;
   const reply = await new Promise<Extract<FromWorker, { t: 'done' | 'error' }>>((resolve, reject) => {
@@ -236,10 +198,7 @@ export async function compressedPassInWorker(
     };
     const onError = (err: Error) => {
       cleanup();
-      // A worker that died is not reused; a job waiting for a slot gets a new worker.
-      slots.splice(slots.indexOf(slot), 1);
-      const next = waiting.shift();
-      if (next) void acquire().then(next);
+      pool.discard(slot);
       reject(err);
     };
     const onMessage = (m: FromWorker) => {
@@ -258,7 +217,7 @@ export async function compressedPassInWorker(
     const job: Job = { kind, size: stored.size, what, hash: opts.hash, spill: opts.spill, file: opts.file };
     slot.worker.postMessage({ t: 'job', job } satisfies ToWorker);
   }).finally(() => slot.worker.unref());
-  release(slot);
+  pool.release(slot);
   if (reply.t === 'error') {
     if (reply.sourceError && sourceFailure !== undefined && (sourceFailure as Error).message === reply.message) throw sourceFailure;
     throw reply.where !== undefined && reply.detail !== undefined ? new LocatedError(reply.where, reply.detail) : new Error(reply.message);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { isMainThread, parentPort } from 'node:worker_threads';
+import { WorkerPool } from '../io/worker-pool';
 import { LocatedError } from '../errors';
 import type { ScanSource } from '../io/byte-source';
 import type { Warning } from '../warnings';
@@ -65,59 +65,18 @@ if (!isMainThread && parentPort) {
   });
 }
 
-/** Idle workers are ended after this long: a mount indexes once, then never again. */
-const IDLE_MS = 500;
-
-interface Slot {
-  worker: Worker;
-  busy: boolean;
-  idle?: NodeJS.Timeout;
-}
-
-const slots: Slot[] = [];
-const waiting: Array<(slot: Slot) => void> = [];
-
-function release(slot: Slot): void {
-  const next = waiting.shift();
-  if (next) return next(slot);
-  slot.busy = false;
-  slot.idle = setTimeout(() => {
-    slots.splice(slots.indexOf(slot), 1);
-    void slot.worker.terminate();
-  }, IDLE_MS);
-  slot.idle.unref();
-}
-
-function acquire(): Promise<Slot> {
-  const free = slots.find((s) => !s.busy);
-  if (free) {
-    clearTimeout(free.idle);
-    free.busy = true;
-    return Promise.resolve(free);
-  }
-  if (slots.length < os.availableParallelism()) {
-    const slot: Slot = { worker: new Worker(__filename), busy: true };
-    // An idle worker must not keep the process alive; a busy one is awaited anyway.
-    slot.worker.unref();
-    slots.push(slot);
-    return Promise.resolve(slot);
-  }
-  return new Promise((resolve) => waiting.push(resolve));
-}
+const pool = new WorkerPool(__filename);
 
 /**
  * scanTar of `size` bytes at `start` of the open file `fd`, on a worker thread. `what` names the
  * tar in warnings and errors, exactly as scanTar would.
  */
 export async function scanTarInWorker(file: { fd: number; path: string }, start: number, size: number, what: string): Promise<TarScan> {
-  const slot = await acquire();
+  const slot = await pool.acquire();
   const reply = await new Promise<Reply>((resolve, reject) => {
     const onError = (err: Error) => {
       cleanup();
-      // A worker that died is not reused; a job waiting for a slot gets a new worker.
-      slots.splice(slots.indexOf(slot), 1);
-      const next = waiting.shift();
-      if (next) void acquire().then(next);
+      pool.discard(slot);
       reject(err);
     };
     const onMessage = (r: Reply) => {
@@ -133,7 +92,7 @@ export async function scanTarInWorker(file: { fd: number; path: string }, start:
     slot.worker.ref();
     slot.worker.postMessage({ fd: file.fd, path: file.path, start, size, what } satisfies Job);
   }).finally(() => slot.worker.unref());
-  release(slot);
+  pool.release(slot);
   if ('error' in reply) {
     const e = reply.error;
     throw e.where !== undefined && e.detail !== undefined ? new LocatedError(e.where, e.detail) : new Error(e.message);
