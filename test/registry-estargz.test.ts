@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { buildArchive, layerTar, type EntrySpec } from './helpers/archive-builder';
 import { toEstargz, toSeekableZstd, writeEstargzLayout, writeLayout, type Estargz } from './helpers/estargz';
-import { ocimount, run, tempDir, withMount } from './helpers/mount-harness';
+import { ocimount, run, withMount } from './helpers/mount-harness';
+import { lines, scratchDirs } from './helpers/cli-checks';
 import { pushLayout, skopeoCopy, startFaultProxy, startRegistry, type FaultProxy, type Registry } from './helpers/registry';
 
 /*
@@ -21,14 +22,7 @@ import { pushLayout, skopeoCopy, startFaultProxy, startRegistry, type FaultProxy
  * table with the same tree and a small fraction of its blobs fetched.
  */
 
-const cleanup: string[] = [];
-after(() => cleanup.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-function scratch(prefix: string): string {
-  const d = tempDir(prefix);
-  cleanup.push(d);
-  return d;
-}
-const lines = (t: string) => t.split('\n').filter((l) => l !== '');
+const scratch = scratchDirs();
 
 const bigs = [randomBytes(6 << 20), randomBytes(6 << 20), randomBytes(6 << 20)];
 const lower: EntrySpec[] = [
