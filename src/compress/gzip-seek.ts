@@ -1,17 +1,17 @@
 /**
  * Random access into gzip streams (zlib's examples/zran.c design).
  *
- * Index pass (GzipSeekIndexBuilder): one forward inflate with pako (a faithful JS port of zlib),
- * called with Z_BLOCK so it returns at every deflate block boundary and reports in
- * `strm.data_type` whether it stopped at one (128), whether that was after the final block (64),
- * and how many bits of the last byte it took belong to the next block (& 7). Every `spanBytes`
+ * Index pass (GzipSeekIndexBuilder): one forward inflate with zlib's Z_BLOCK (block-inflater.ts:
+ * the project's addon, or pako where it is not built), which returns at every deflate block
+ * boundary and reports in `data_type` whether it stopped at one (128), whether that was after
+ * the final block (64), and how many bits of the last byte it took belong to the next block
+ * (& 7). Every `spanBytes`
  * of output (default 2 MiB, chosen with bench/compress-spans.ts) the builder records a
  * checkpoint at such a boundary: compressed bit position, uncompressed offset, the preceding
  * 32 KiB of output of that member (the deflate window; stored raw-deflate compressed), the
- * compressed byte where the span ends, and the span's CRC-32. Node's native zlib cannot be used
- * for this pass: it exposes neither data_type nor inflatePrime, so it cannot tell where in a byte
- * a block ends. pako, in JavaScript on the main thread, inflates well below native speed (figures
- * in bench/README.md); that is the price of a sound index.
+ * compressed byte where the span ends, and the span's CRC-32. Node's own zlib binding cannot be
+ * used for this pass: it exposes neither data_type nor inflatePrime, so it cannot tell where in a
+ * byte a block ends; hence the addon.
  * Headers are parsed here (FEXTRA, FNAME, FCOMMENT, FHCRC checked), members are inflated raw and
  * each member's CRC-32 and ISIZE are checked (CRC via zlib.crc32 of each span, combined).
  * Every member starts with a checkpoint (empty window), so a span never crosses members.
@@ -30,7 +30,7 @@
  * reported, never served.
  *
  * Costs (measured in bench/compress-spans.ts and bench/compressed.ts; figures in bench/README.md):
- * the index pass runs at pako's speed, below native gunzip; the index holds one compressed
+ * the index pass runs at zlib's speed with the addon (pako's, 3-5x slower, without); the index holds one compressed
  * 32 KiB window per span, so it shrinks as spans grow; a cold read inflates one span: spanBytes
  * plus at most one deflate block (zlib's blocks hold 16K symbols, so up to ~4 MiB more for
  * extremely compressible data; other encoders may write larger blocks, which then make larger
@@ -39,8 +39,8 @@
  */
 import * as zlib from 'node:zlib';
 import { promisify } from 'node:util';
-import * as pako from 'pako';
 import type { ByteSource } from '../io/byte-source';
+import { AFTER_LAST_BLOCK, AT_BLOCK_BOUNDARY, Z_BUF_ERROR, Z_OK, Z_STREAM_END, createBlockInflater, type BlockInflater } from './block-inflater';
 import type { ByteReader, ByteWriter } from './byte-codec';
 import { crc32Combine } from './crc';
 import { ForwardPass } from './forward-pass';
@@ -62,7 +62,7 @@ import { UnitReader, lastAtOrBefore, type Unit, type UnitCodec } from './unit-re
 export const DEFAULT_SPAN_BYTES = 2 * 1024 * 1024;
 
 const WINDOW = 32768;
-const OUT_BYTES = 256 * 1024; // pako output buffer; must be >= WINDOW
+const OUT_BYTES = 256 * 1024; // inflate output buffer; must be >= WINDOW
 const IN_BYTES = 1024 * 1024;
 // Output per producer step is bounded: deflate reaches ~1030:1, so 1 MiB of input could
 // otherwise queue a GiB before the tar scanner gets to consume any of it (a decompression bomb).
@@ -80,10 +80,10 @@ interface PendingCheckpoint extends GzipCheckpoint {
 export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilder {
   private readonly spanBytes: number;
   private phase: 'header' | 'deflate' | 'trailer' | 'done' = 'header';
-  private strm: pako.ZStream | undefined;
-  private inputRef: Buffer | undefined;
-  private inputView: Uint8Array = new Uint8Array(0);
+  private inflater: BlockInflater | undefined;
   private outBuf = new Uint8Array(OUT_BYTES);
+  /** Where the next output goes in outBuf. */
+  private outPos = 0;
   private prevOutBuf: Uint8Array | undefined;
   private out = 0;
   private members = 0;
@@ -230,16 +230,8 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
   }
 
   private startMember(): void {
-    if (!this.strm) {
-      this.strm = new pako.ZStream();
-      const rc = pako.zlibInflateInit2(this.strm, -15);
-      if (rc !== pako.Z_OK) throw new Error(`gzip: inflateInit2 failed (${rc})`);
-    } else {
-      pako.zlibInflateReset(this.strm);
-    }
-    const strm = this.strm;
-    strm.output = this.outBuf;
-    strm.avail_out = OUT_BYTES - strm.next_out;
+    if (!this.inflater) this.inflater = createBlockInflater();
+    else this.inflater.reset();
     this.members++;
     this.memberOut = this.out;
     this.memberCrc = 0;
@@ -257,37 +249,32 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
 
   /** Inflates the input held by the cursor; true when the member's deflate data ended. */
   private inflateStep(): boolean {
-    const strm = this.strm!;
+    const inf = this.inflater!;
     const cur = this.cur;
-    if (this.inputRef !== cur.buf) {
-      this.inputRef = cur.buf;
-      this.inputView = new Uint8Array(cur.buf.buffer, cur.buf.byteOffset, cur.buf.length);
-    }
-    strm.input = this.inputView;
-    strm.next_in = cur.off;
-    strm.avail_in = cur.avail;
     const outAtStart = this.out;
     for (;;) {
       if (this.out - outAtStart >= STEP_OUT_BYTES) return false; // the rest of the input stays in the cursor
-      if (strm.avail_out === 0) this.rotateOutput();
-      const inBefore = strm.next_in;
-      const outBefore = strm.next_out;
-      const ret = pako.zlibInflate(strm, pako.Z_BLOCK);
-      cur.off = strm.next_in;
-      if (strm.next_out > outBefore) this.emit(outBefore, strm.next_out);
-      if (ret === pako.Z_STREAM_END) return true;
-      if (ret !== pako.Z_OK && ret !== pako.Z_BUF_ERROR) {
+      if (this.outPos === OUT_BYTES) this.rotateOutput();
+      inf.step(cur.buf, cur.off, cur.avail, this.outBuf, this.outPos, OUT_BYTES - this.outPos);
+      const ret = inf.ret;
+      cur.off += inf.used;
+      if (inf.made > 0) {
+        this.emit(this.outPos, this.outPos + inf.made);
+        this.outPos += inf.made;
+      }
+      if (ret === Z_STREAM_END) return true;
+      if (ret !== Z_OK && ret !== Z_BUF_ERROR) {
         throw new Error(
           `gzip: corrupt data near compressed offset ${cur.abs} (member at ${this.memberCOff}, uncompressed offset ` +
-            `${this.out}): ${strm.msg || `inflate error ${ret}`}`,
+            `${this.out}): ${inf.message() ?? `inflate error ${ret}`}`,
         );
       }
-      const dt = strm.data_type;
-      if (dt & 128 && !(dt & 64) && this.out - this.cps[this.cps.length - 1].out >= this.spanBytes) {
+      const dt = inf.dataType;
+      if (dt & AT_BLOCK_BOUNDARY && !(dt & AFTER_LAST_BLOCK) && this.out - this.cps[this.cps.length - 1].out >= this.spanBytes) {
         this.checkpoint(8 * cur.abs - (dt & 7));
       }
-      if (strm.avail_in === 0) return false;
-      if (strm.next_in === inBefore && strm.next_out === outBefore) {
+      if (cur.avail === 0) return false;
+      if (inf.used === 0 && inf.made === 0) {
         throw new Error(`gzip: inflate made no progress at compressed offset ${cur.abs}`);
       }
     }
@@ -304,10 +291,7 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
   private rotateOutput(): void {
     this.prevOutBuf = this.outBuf;
     this.outBuf = new Uint8Array(OUT_BYTES);
-    const strm = this.strm!;
-    strm.output = this.outBuf;
-    strm.next_out = 0;
-    strm.avail_out = OUT_BYTES;
+    this.outPos = 0;
   }
 
   /** Ends the current span at compressed byte `inEnd`, folding its CRC into the member's. */
@@ -322,7 +306,7 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
   private checkpoint(bitPos: number): void {
     this.closeSpan(Math.ceil(bitPos / 8));
     const wlen = Math.min(WINDOW, this.out - this.memberOut);
-    const have = this.strm!.next_out;
+    const have = this.outPos;
     let window: Buffer;
     if (have >= wlen) {
       window = Buffer.from(this.outBuf.subarray(have - wlen, have));
