@@ -81,7 +81,7 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
   private readonly spanBytes: number;
   private phase: 'header' | 'deflate' | 'trailer' | 'done' = 'header';
   private inflater: BlockInflater | undefined;
-  private outBuf = new Uint8Array(OUT_BYTES);
+  private outBuf: Uint8Array = newOutBuf();
   /** Where the next output goes in outBuf. */
   private outPos = 0;
   private prevOutBuf: Uint8Array | undefined;
@@ -290,7 +290,7 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
 
   private rotateOutput(): void {
     this.prevOutBuf = this.outBuf;
-    this.outBuf = new Uint8Array(OUT_BYTES);
+    this.outBuf = newOutBuf();
     this.outPos = 0;
   }
 
@@ -339,6 +339,12 @@ export class GzipSeekIndexBuilder extends ForwardPass implements SeekIndexBuilde
     );
   }
 }
+
+/**
+ * Not zeroed: only bytes the inflate wrote are ever handed on (clearing 256 KiB per buffer was
+ * 3% of a pass's profile).
+ */
+const newOutBuf = (): Uint8Array => Buffer.allocUnsafe(OUT_BYTES);
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
