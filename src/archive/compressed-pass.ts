@@ -50,7 +50,16 @@ class HashingSource implements ByteSource {
   private next = 0;
   private broken = false;
 
-  constructor(private readonly inner: ByteSource) {}
+  constructor(private readonly inner: ByteSource) {
+    const view = inner.readView?.bind(inner);
+    if (view) {
+      this.readView = async (position, length) => {
+        const bytes = await view(position, length);
+        this.saw(position, bytes);
+        return bytes;
+      };
+    }
+  }
 
   get size(): number {
     return this.inner.size;
@@ -58,12 +67,19 @@ class HashingSource implements ByteSource {
 
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     const n = await this.inner.read(buf, offset, length, position);
+    this.saw(position, buf.subarray(offset, offset + n));
+    return n;
+  }
+
+  /** Offered when the inner source offers it (the cursor then copies nothing). */
+  readonly readView?: (position: number, length: number) => Promise<Buffer>;
+
+  private saw(position: number, bytes: Buffer): void {
     if (position !== this.next) this.broken = true;
     else {
-      this.hash.update(buf.subarray(offset, offset + n));
-      this.next += n;
+      this.hash.update(bytes);
+      this.next += bytes.length;
     }
-    return n;
   }
 
   /** sha256:<hex> when every byte was read once, in order. */

@@ -146,10 +146,15 @@ export class CompressedCursor {
   async fill(maxBytes = this.chunkBytes): Promise<boolean> {
     const want = Math.min(maxBytes, this.src.size - this.srcPos);
     if (want <= 0) return false;
-    const chunk = Buffer.allocUnsafe(want);
-    const n = await this.src.read(chunk, 0, want, this.srcPos);
+    let got: Buffer;
+    if (this.src.readView) {
+      got = await this.src.readView(this.srcPos, want);
+    } else {
+      const chunk = Buffer.allocUnsafe(want);
+      got = chunk.subarray(0, await this.src.read(chunk, 0, want, this.srcPos));
+    }
+    const n = got.length;
     if (n <= 0) throw new Error(`compressed source ended early at byte ${this.srcPos} of ${this.src.size}`);
-    const got = chunk.subarray(0, n);
     if (this.avail > 0) {
       const tail = this.buf.subarray(this.off);
       this.bufStart += this.off;

@@ -31,6 +31,12 @@ export interface ByteSource {
    * it in bounded requests and keeps none of it (src/registry/blob-source.ts).
    */
   sequentialReader?(): ByteSource;
+  /**
+   * The bytes at `position`, up to `length` of them (fewer where the source's own buffer ends,
+   * none only at its end), as a view of memory the source never changes again: a streaming
+   * source hands out what it fetched instead of copying it into the caller's buffer.
+   */
+  readView?(position: number, length: number): Promise<Buffer>;
 }
 
 /**

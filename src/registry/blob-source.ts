@@ -174,27 +174,31 @@ class StreamingReader implements ByteSource {
   }
 
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    const want = Math.max(0, Math.min(length, this.size - position));
-    if (want === 0) return 0;
-    const first = Math.floor(position / STREAM_WINDOW);
-    const last = Math.floor((position + want - 1) / STREAM_WINDOW);
-    // Windows behind the reader are done with; the one after the last is fetched meanwhile.
-    for (const w of this.windows.keys()) if (w < first) this.windows.delete(w);
-    for (let w = last + 1; w <= last + STREAM_AHEAD && w * STREAM_WINDOW < this.size; w++) void this.window(w);
     let done = 0;
-    for (let w = first; w <= last; w++) {
-      let bytes: Buffer;
-      try {
-        bytes = await this.window(w);
-      } catch (err) {
-        this.windows.delete(w); // a later read tries again
-        throw err;
-      }
-      const from = w === first ? position - w * STREAM_WINDOW : 0;
-      const n = Math.min(bytes.length - from, want - done);
-      bytes.copy(buf, offset + done, from, from + n);
-      done += n;
+    while (done < length) {
+      const view = await this.readView(position + done, length - done);
+      if (view.length === 0) break;
+      view.copy(buf, offset + done);
+      done += view.length;
     }
     return done;
+  }
+
+  async readView(position: number, length: number): Promise<Buffer> {
+    const want = Math.max(0, Math.min(length, this.size - position));
+    if (want === 0) return Buffer.alloc(0);
+    const w = Math.floor(position / STREAM_WINDOW);
+    // Windows behind the reader are done with; the ones after this are fetched meanwhile.
+    for (const k of this.windows.keys()) if (k < w) this.windows.delete(k);
+    for (let k = w + 1; k <= w + STREAM_AHEAD && k * STREAM_WINDOW < this.size; k++) void this.window(k);
+    let bytes: Buffer;
+    try {
+      bytes = await this.window(w);
+    } catch (err) {
+      this.windows.delete(w); // a later read tries again
+      throw err;
+    }
+    const from = position - w * STREAM_WINDOW;
+    return bytes.subarray(from, from + Math.min(want, bytes.length - from));
   }
 }
