@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { isMainThread, parentPort } from 'node:worker_threads';
+import { isMainThread, parentPort, type Worker } from 'node:worker_threads';
 import { WorkerPool } from '../io/worker-pool';
 import { LocatedError } from '../errors';
 import type { ZstdSpillOptions } from '../compress/types';
@@ -182,42 +182,27 @@ export async function compressedPassInWorker(
   what: string,
   opts: PassInWorkerOptions,
 ): Promise<CompressedPassResult> {
-  const slot = await pool.acquire();
   /** What the source threw, by message: the worker's failure names it, the original is rethrown. */
   let sourceFailure: unknown;
-  const reply = await new Promise<Extract<FromWorker, { t: 'done' | 'error' }>>((resolve, reject) => {
-    const serve = (seq: number, position: number, length: number) => {
-      const bytes = new ArrayBuffer(length);
-      input.read(Buffer.from(bytes), 0, length, position).then(
-        (n) => slot.worker.postMessage({ t: 'data', seq, bytes, n } satisfies ToWorker, [bytes]),
-        (err: unknown) => {
-          sourceFailure ??= err;
-          slot.worker.postMessage({ t: 'data', seq, error: (err as Error).message } satisfies ToWorker);
-        },
-      );
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      pool.discard(slot);
-      reject(err);
-    };
-    const onMessage = (m: FromWorker) => {
-      if (m.t === 'read') return serve(m.seq, m.position, m.length);
-      if (m.t === 'progress') return opts.onProgress?.(m.done);
-      cleanup();
-      resolve(m);
-    };
-    const cleanup = () => {
-      slot.worker.off('error', onError);
-      slot.worker.off('message', onMessage);
-    };
-    slot.worker.on('error', onError);
-    slot.worker.on('message', onMessage);
-    slot.worker.ref();
-    const job: Job = { kind, size: stored.size, what, hash: opts.hash, spill: opts.spill, file: opts.file };
-    slot.worker.postMessage({ t: 'job', job } satisfies ToWorker);
-  }).finally(() => slot.worker.unref());
-  pool.release(slot);
+  const serve = (worker: Worker, seq: number, position: number, length: number) => {
+    const bytes = new ArrayBuffer(length);
+    input.read(Buffer.from(bytes), 0, length, position).then(
+      (n) => worker.postMessage({ t: 'data', seq, bytes, n } satisfies ToWorker, [bytes]),
+      (err: unknown) => {
+        sourceFailure ??= err;
+        worker.postMessage({ t: 'data', seq, error: (err as Error).message } satisfies ToWorker);
+      },
+    );
+  };
+  const job: Job = { kind, size: stored.size, what, hash: opts.hash, spill: opts.spill, file: opts.file };
+  const reply = await pool.run<FromWorker, Extract<FromWorker, { t: 'done' | 'error' }>>(
+    { t: 'job', job } satisfies ToWorker,
+    (m): m is Extract<FromWorker, { t: 'done' | 'error' }> => m.t === 'done' || m.t === 'error',
+    (m, worker) => {
+      if (m.t === 'read') serve(worker, m.seq, m.position, m.length);
+      else if (m.t === 'progress') opts.onProgress?.(m.done);
+    },
+  );
   if (reply.t === 'error') {
     if (reply.sourceError && sourceFailure !== undefined && (sourceFailure as Error).message === reply.message) throw sourceFailure;
     throw reply.where !== undefined && reply.detail !== undefined ? new LocatedError(reply.where, reply.detail) : new Error(reply.message);

@@ -7,7 +7,7 @@ import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar, type TarScan } from '../tar/scan';
 import { codecs, compressedPass } from './compressed-pass';
-import { compressedPassInWorker } from './pass-workers';
+import { compressedPassInWorker, type PassInWorkerOptions } from './pass-workers';
 import { scanTarInWorker } from '../tar/scan-workers';
 import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
 
@@ -183,41 +183,32 @@ export class TarIndexer {
       if (range && min !== undefined && stored.size >= min) return { scan: await scanTarInWorker(range.file, range.start, stored.size, what) };
       return { scan: await scanTar(stored, what) };
     }
-    const min = this.opts.passWorkerMinBytes;
-    if (min !== undefined && stored.size >= min) return this.workerPass(stored, compression, what, progress, spill, hash);
-    const turn = this.passChain.then(() => this.compressedPass(stored, compression, what, progress, spill, hash));
-    this.passChain = turn.catch(() => undefined);
-    return turn;
-  }
-
-  private async compressedPass(
-    stored: ByteSource,
-    compression: Exclude<TarCompression, 'none'>,
-    what: string,
-    progress: string,
-    spill: ZstdSpillOptions | undefined,
-    hash: boolean,
-  ): Promise<Indexes> {
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
     const input = stored.sequentialReader?.() ?? stored;
     const onProgress = (done: number) => this.opts.onProgress?.(progress, done, stored.size);
-    const found = await compressedPass(input, compression, what, { spill, hash, onProgress });
+    const min = this.opts.passWorkerMinBytes;
+    let found: Promise<Indexes>;
+    if (min !== undefined && stored.size >= min) {
+      found = this.workerPass(stored, input, compression, what, { spill, hash, onProgress });
+    } else {
+      // On this thread passes take turns: side by side they would only share its CPU.
+      found = this.passChain.then(() => compressedPass(input, compression, what, { spill, hash, onProgress }));
+      this.passChain = found.catch(() => undefined);
+    }
+    const indexes = await found;
     this.noteSpill(what, spill);
-    return found;
+    return indexes;
   }
 
   /** compressedPass on a worker thread: passes run side by side, as many as there are cores. */
   private async workerPass(
     stored: ByteSource,
+    input: ByteSource,
     compression: Exclude<TarCompression, 'none'>,
     what: string,
-    progress: string,
-    spill: ZstdSpillOptions | undefined,
-    hash: boolean,
+    opts: Omit<PassInWorkerOptions, 'file'>,
   ): Promise<Indexes> {
     const range = stored.fileRange?.();
-    const input = stored.sequentialReader?.() ?? stored;
-    const onProgress = (done: number) => this.opts.onProgress?.(progress, done, stored.size);
     const file = range && { fd: range.file.fd, path: range.file.path, start: range.start };
     // A file read by the worker is checked as every read here checks it, once, at the end:
     // a file changed in place fails the pass with the same message, whatever else went wrong.
@@ -225,12 +216,11 @@ export class TarIndexer {
       const why = range?.file.verifyUnchanged();
       if (why) throw new Error(why);
     };
-    const found = await compressedPassInWorker(stored, input, compression, what, { file, spill, hash, onProgress }).catch((err: unknown) => {
+    const found = await compressedPassInWorker(stored, input, compression, what, { ...opts, file }).catch((err: unknown) => {
       stale();
       throw err;
     });
     stale();
-    this.noteSpill(what, spill);
     return found;
   }
 

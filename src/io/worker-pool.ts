@@ -55,4 +55,45 @@ export class WorkerPool {
     const next = this.waiting.shift();
     if (next) void this.acquire().then(next);
   }
+
+  /**
+   * Runs one job on a worker: posts `job` and resolves with the first message `isReply` accepts
+   * (by default the first message); messages before it (a worker asking for bytes, progress) go
+   * to `onOther` with the worker to answer on. A worker that dies fails the job and is dropped.
+   */
+  async run<M, R extends M = M>(
+    job: unknown,
+    isReply: (m: M) => m is R = (m: M): m is R => true,
+    onOther: (m: M, worker: Worker) => void = () => {},
+  ): Promise<R> {
+    const slot = await this.acquire();
+    let died = false;
+    try {
+      return await new Promise<R>((resolve, reject) => {
+        const onError = (err: Error) => {
+          cleanup();
+          died = true;
+          this.discard(slot);
+          reject(err);
+        };
+        const onMessage = (m: M) => {
+          if (!isReply(m)) return onOther(m, slot.worker);
+          cleanup();
+          resolve(m);
+        };
+        const cleanup = () => {
+          slot.worker.off('error', onError);
+          slot.worker.off('message', onMessage);
+        };
+        slot.worker.on('error', onError);
+        slot.worker.on('message', onMessage);
+        // Busy, the worker keeps the process alive; idle, it must not (see acquire).
+        slot.worker.ref();
+        slot.worker.postMessage(job);
+      });
+    } finally {
+      slot.worker.unref();
+      if (!died) this.release(slot);
+    }
+  }
 }

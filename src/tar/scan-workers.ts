@@ -72,27 +72,7 @@ const pool = new WorkerPool(__filename);
  * tar in warnings and errors, exactly as scanTar would.
  */
 export async function scanTarInWorker(file: { fd: number; path: string }, start: number, size: number, what: string): Promise<TarScan> {
-  const slot = await pool.acquire();
-  const reply = await new Promise<Reply>((resolve, reject) => {
-    const onError = (err: Error) => {
-      cleanup();
-      pool.discard(slot);
-      reject(err);
-    };
-    const onMessage = (r: Reply) => {
-      cleanup();
-      resolve(r);
-    };
-    const cleanup = () => {
-      slot.worker.off('error', onError);
-      slot.worker.off('message', onMessage);
-    };
-    slot.worker.on('error', onError);
-    slot.worker.on('message', onMessage);
-    slot.worker.ref();
-    slot.worker.postMessage({ fd: file.fd, path: file.path, start, size, what } satisfies Job);
-  }).finally(() => slot.worker.unref());
-  pool.release(slot);
+  const reply = await pool.run<Reply>({ fd: file.fd, path: file.path, start, size, what } satisfies Job);
   if ('error' in reply) {
     const e = reply.error;
     throw e.where !== undefined && e.detail !== undefined ? new LocatedError(e.where, e.detail) : new Error(e.message);
