@@ -187,6 +187,11 @@ typedef struct {
 
   // The answer cache (below), or NULL when the mount has no budget for it.
   struct dircache_s *dc;
+
+  // Zero-message OPENDIR (see there): OPENDIRs the kernel sent, directory handles made for
+  // READDIRs that came without one, and handles reused. Here, not in the channel wrapper,
+  // because counters() may be read after the wrapper is gone.
+  uint64_t opendir_counters[3];
 } fuse_thread_t;
 
 typedef struct {
@@ -1489,6 +1494,11 @@ NAPI_METHOD(fuse_native_counters) {
     napi_create_double(env, v[i], &n);
     napi_set_element(env, arr, i, n);
   }
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value n;
+    napi_create_double(env, (double) __atomic_load_n(&ft->opendir_counters[i], __ATOMIC_RELAXED), &n);
+    napi_set_element(env, arr, 7 + i, n);
+  }
   return arr;
 }
 
@@ -1503,18 +1513,197 @@ NAPI_METHOD(fuse_native_counters) {
 // then keeps each listing in the directory's page cache and answers later getdents from it
 // without any READDIR; an image never changes. (`cacheDirs` option; off: libfuse's channel.)
 
+#define OC_FUSE_INIT 26
 #define OC_FUSE_OPENDIR 27
+#define OC_FUSE_READDIR 28
+#define OC_FUSE_RELEASEDIR 29
 #define OC_FOPEN_KEEP_CACHE (1 << 1)
 #define OC_FOPEN_CACHE_DIR (1 << 3)
+#define OC_FUSE_NO_OPENDIR_SUPPORT (1 << 24)
 #define OC_OPENDIR_SLOTS 1024
+#define OC_DIR_HANDLES 32
+// Uniques of the requests made up here (see "Zero-message OPENDIR"): never a kernel's.
+#define OC_OWN_UNIQUE (1ULL << 62)
 
 struct oc_in_header { uint32_t len; uint32_t opcode; uint64_t unique; uint64_t nodeid; uint32_t uid, gid, pid, padding; };
 struct oc_out_header { uint32_t len; int32_t error; uint64_t unique; };
 struct oc_open_out { uint64_t fh; uint32_t open_flags; uint32_t padding; };
+struct oc_init_in { uint32_t major, minor, max_readahead, flags; };
+struct oc_open_in { uint32_t flags, unused; };
+struct oc_release_in { uint64_t fh; uint32_t flags, release_flags; uint64_t lock_owner; };
 
 typedef struct {
   uint64_t opendir_uniques[OC_OPENDIR_SLOTS];
+  // Set from the kernel's INIT: OPENDIR is answered ENOSYS, once, and never sent again.
+  int no_opendir;
+  uint64_t own_uniques;
+  // Handles made for READDIRs without one, kept for the next READDIR of the same directory.
+  pthread_mutex_t handles_lock;
+  struct oc_dir_handle { uint64_t nodeid, fh, last_used; int busy; } handles[OC_DIR_HANDLES];
+  uint64_t handle_clock;
+  // fuse_thread_t's opendir_counters: kernel OPENDIRs, handles made, handles reused.
+  uint64_t *counters;
 } oc_chan_t;
+
+// ---------------------------------------------------------------------------------------------
+// Zero-message OPENDIR.
+//
+// Even with cached listings, every opendir(3) of a directory costs two round trips through
+// /dev/fuse, OPENDIR and RELEASEDIR, answered by libfuse without any listing work: a warm `find`
+// of 6,756 directories is nothing else, and a find of 122,000 directories sends 244,000 of them
+// (bench/README.md). Kernels since 5.1 stop sending both once an OPENDIR is answered ENOSYS
+// (`no_opendir`, advertised as FUSE_NO_OPENDIR_SUPPORT in INIT), and then treat every directory
+// as opened with FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, so cached listings stay cached.
+//
+// libfuse 2's high-level READDIR, however, needs the handle its OPENDIR makes (the listing is
+// built in it). So the wrapper answers the kernel's OPENDIR with ENOSYS itself, and a READDIR
+// that arrives without a handle (fh 0) is given one: the wrapper has libfuse process an OPENDIR
+// of its own for that node (same caller ids) before the READDIR, and a RELEASEDIR of that handle
+// right after it (at this thread's next receive, when libfuse is done with the READDIR). Their
+// replies are taken here and never reach the kernel. All on the same libfuse thread, no JS hop
+// (ocimount's JS side implements neither opendir nor releasedir).
+
+static __thread struct {
+  uint64_t unique;
+  int done;
+  int32_t error;
+  uint64_t fh;
+} oc_capture;
+
+// The handle slot this thread's READDIR is using, given back at this thread's next receive; or,
+// when every slot was busy, a handle of its own, released then.
+static __thread int oc_busy_slot = -1;
+static __thread uint64_t oc_busy_unique;
+static __thread uint64_t oc_own_fh;
+static __thread struct oc_in_header oc_own_fh_caller;
+/** Has libfuse process a request made up here; its reply is captured. 0 or -errno. */
+static int oc_own_request (struct fuse_session *se, struct fuse_chan *ch, oc_chan_t *oc, const struct oc_in_header *caller,
+                           uint32_t opcode, const void *arg, size_t arglen, uint64_t *fh) {
+  char buf[sizeof(struct oc_in_header) + 64];
+  struct oc_in_header *h = (struct oc_in_header *) buf;
+  *h = *caller;
+  h->opcode = opcode;
+  h->len = (uint32_t) (sizeof(struct oc_in_header) + arglen);
+  h->unique = OC_OWN_UNIQUE | __atomic_add_fetch(&oc->own_uniques, 1, __ATOMIC_RELAXED);
+  h->padding = 0;
+  memcpy(buf + sizeof(struct oc_in_header), arg, arglen);
+  oc_capture.unique = h->unique;
+  oc_capture.done = 0;
+  // libfuse's worker loop lets a thread be cancelled while it receives (at unmount): not in the
+  // middle of a request libfuse is processing.
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  fuse_session_process(se, buf, h->len, ch);
+  pthread_setcancelstate(cancel_state, NULL);
+  oc_capture.unique = 0;
+  if (!oc_capture.done) return -EIO;
+  if (oc_capture.error != 0) return oc_capture.error;
+  if (fh != NULL) *fh = oc_capture.fh;
+  return 0;
+}
+
+/**
+ * Releases a handle made here. The node it was opened on may be forgotten by now (the kernel
+ * drops inodes it no longer needs, and libfuse aborts on a node it does not know), so the
+ * release names the root: libfuse's RELEASEDIR uses the node only for the path it hands to a
+ * releasedir operation, which ocimount does not implement.
+ */
+static void oc_release_handle (struct fuse_session *se, struct fuse_chan *ch, oc_chan_t *oc, const struct oc_in_header *caller, uint64_t fh) {
+  struct oc_release_in rel = { .fh = fh, .flags = O_RDONLY };
+  struct oc_in_header root = *caller;
+  root.nodeid = FUSE_ROOT_ID;
+  oc_own_request(se, ch, oc, &root, OC_FUSE_RELEASEDIR, &rel, sizeof(rel), NULL);
+}
+
+/**
+ * This thread's READDIR is answered: its kept handle is free for the next READDIR, which the
+ * kernel may send (and another thread read) before this one is back from libfuse. That one waits
+ * on the handle's lock until libfuse lets go of it, as libfuse's own RELEASEDIR does.
+ */
+static void oc_free_slot (oc_chan_t *oc) {
+  if (oc_busy_slot < 0) return;
+  pthread_mutex_lock(&oc->handles_lock);
+  oc->handles[oc_busy_slot].busy = 0;
+  oc->handles[oc_busy_slot].last_used = ++oc->handle_clock;
+  pthread_mutex_unlock(&oc->handles_lock);
+  oc_busy_slot = -1;
+}
+
+/** libfuse is done with this thread's READDIR: a handle of its own goes, a kept one is free. */
+static void oc_give_back (struct fuse_session *se, struct fuse_chan *ch, oc_chan_t *oc) {
+  if (oc_own_fh != 0) {
+    uint64_t fh = oc_own_fh;
+    oc_own_fh = 0;
+    oc_release_handle(se, ch, oc, &oc_own_fh_caller, fh);
+  }
+  oc_free_slot(oc);
+}
+
+/**
+ * A handle for a READDIR of `in->nodeid` that came without one: the directory's own if a
+ * READDIR before made one (a listing that takes several READDIRs is then built once, not once
+ * per READDIR), else a new one, in the least recently used free slot, whose old handle is
+ * released. 0 or -errno; the slot is this thread's until its next receive.
+ */
+static int oc_dir_handle (struct fuse_session *se, struct fuse_chan *ch, oc_chan_t *oc, const struct oc_in_header *in, uint64_t *fh) {
+  int slot = -1;
+  __atomic_add_fetch(&oc->counters[1], 1, __ATOMIC_RELAXED);
+  uint64_t old_fh = 0;
+  pthread_mutex_lock(&oc->handles_lock);
+  for (int i = 0; i < OC_DIR_HANDLES; i++) {
+    struct oc_dir_handle *h = &oc->handles[i];
+    if (h->busy) continue;
+    if (h->fh != 0 && h->nodeid == in->nodeid) {
+      slot = i;
+      break;
+    }
+    if (slot < 0 || h->fh == 0 || (oc->handles[slot].fh != 0 && h->last_used < oc->handles[slot].last_used)) slot = i;
+  }
+  if (slot < 0) {
+    // As many READDIRs at once as slots: this one gets a handle of its own.
+    pthread_mutex_unlock(&oc->handles_lock);
+    struct oc_open_in open_in = { .flags = O_RDONLY | O_DIRECTORY };
+    int rc = oc_own_request(se, ch, oc, in, OC_FUSE_OPENDIR, &open_in, sizeof(open_in), fh);
+    if (rc == 0 && *fh == 0) rc = -EIO;
+    if (rc == 0) {
+      oc_own_fh = *fh;
+      oc_own_fh_caller = *in;
+    }
+    return rc;
+  }
+  struct oc_dir_handle *h = &oc->handles[slot];
+  h->busy = 1;
+  if (h->fh != 0 && h->nodeid == in->nodeid) {
+    *fh = h->fh;
+    pthread_mutex_unlock(&oc->handles_lock);
+    oc_busy_slot = slot;
+    __atomic_add_fetch(&oc->counters[2], 1, __ATOMIC_RELAXED);
+    return 0;
+  }
+  old_fh = h->fh;
+  h->fh = 0;
+  pthread_mutex_unlock(&oc->handles_lock);
+
+  if (old_fh != 0) oc_release_handle(se, ch, oc, in, old_fh);
+  struct oc_open_in open_in = { .flags = O_RDONLY | O_DIRECTORY };
+  int rc = oc_own_request(se, ch, oc, in, OC_FUSE_OPENDIR, &open_in, sizeof(open_in), fh);
+  if (rc == 0 && *fh == 0) rc = -EIO;
+  pthread_mutex_lock(&oc->handles_lock);
+  if (rc == 0) {
+    h->nodeid = in->nodeid;
+    h->fh = *fh;
+  }
+  pthread_mutex_unlock(&oc->handles_lock);
+  oc_busy_slot = slot;
+  return rc;
+}
+
+/** Answers a kernel request with an error, bypassing libfuse (for requests it never sees). */
+static void oc_reply_error (struct fuse_chan *ch, uint64_t unique, int error) {
+  struct oc_out_header out = { .len = sizeof(struct oc_out_header), .error = error, .unique = unique };
+  struct iovec iov = { .iov_base = &out, .iov_len = sizeof(out) };
+  if (writev(fuse_chan_fd(ch), &iov, 1) == -1 && errno != ENOENT) perror("fuse: writing device");
+}
 
 static int oc_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
   struct fuse_chan *ch = *chp;
@@ -1522,6 +1711,8 @@ static int oc_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
   oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
   ssize_t res;
   int err;
+  // libfuse has finished this thread's previous request: a directory handle it used is free.
+  oc_give_back(se, ch, oc);
 restart:
   res = read(fuse_chan_fd(ch), buf, size);
   err = errno;
@@ -1541,8 +1732,29 @@ restart:
     return -EIO;
   }
   struct oc_in_header *in = (struct oc_in_header *) buf;
-  if (in->opcode == OC_FUSE_OPENDIR) {
+  if (in->opcode == OC_FUSE_INIT && (size_t) res >= sizeof(struct oc_in_header) + sizeof(struct oc_init_in)) {
+    const struct oc_init_in *init = (const struct oc_init_in *) (buf + sizeof(struct oc_in_header));
+    oc->no_opendir = oc->no_opendir >= 0 && init->major == 7 && (init->flags & OC_FUSE_NO_OPENDIR_SUPPORT) != 0;
+  } else if (in->opcode == OC_FUSE_OPENDIR) {
+    __atomic_add_fetch(&oc->counters[0], 1, __ATOMIC_RELAXED);
+    if (oc->no_opendir > 0) {
+      oc_reply_error(ch, in->unique, -ENOSYS);
+      goto restart;
+    }
     __atomic_store_n(&oc->opendir_uniques[in->unique % OC_OPENDIR_SLOTS], in->unique, __ATOMIC_RELAXED);
+  } else if (in->opcode == OC_FUSE_READDIR && oc->no_opendir > 0 && (size_t) res >= sizeof(struct oc_in_header) + sizeof(uint64_t)) {
+    uint64_t fh;
+    memcpy(&fh, buf + sizeof(struct oc_in_header), sizeof(fh));
+    if (fh == 0) {
+      int rc = oc_dir_handle(se, ch, oc, in, &fh);
+      if (rc != 0) {
+        oc_give_back(se, ch, oc);
+        oc_reply_error(ch, in->unique, rc);
+        goto restart;
+      }
+      memcpy(buf + sizeof(struct oc_in_header), &fh, sizeof(fh));
+      oc_busy_unique = in->unique;
+    }
   }
   return (int) res;
 }
@@ -1550,6 +1762,19 @@ restart:
 static int oc_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
   if (iov == NULL) return 0;
   oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
+  // The reply to a request made up here (zero-message OPENDIR): taken, not sent.
+  if (oc_capture.unique != 0 && count >= 1 && iov[0].iov_len >= sizeof(struct oc_out_header) &&
+      ((struct oc_out_header *) iov[0].iov_base)->unique == oc_capture.unique) {
+    oc_capture.done = 1;
+    oc_capture.error = ((struct oc_out_header *) iov[0].iov_base)->error;
+    oc_capture.fh = 0;
+    if (count >= 2 && iov[1].iov_len >= sizeof(uint64_t)) memcpy(&oc_capture.fh, iov[1].iov_base, sizeof(uint64_t));
+    return 0;
+  }
+  if (oc_busy_slot >= 0 && count >= 1 && iov[0].iov_len >= sizeof(struct oc_out_header) &&
+      ((struct oc_out_header *) iov[0].iov_base)->unique == oc_busy_unique) {
+    oc_free_slot(oc);
+  }
   // Only a successful reply (header plus a whole fuse_open_out) to a request read as OPENDIR;
   // an error reply is the header alone. unique 0 is a notification, never a reply (and the
   // value every empty slot holds).
@@ -1571,6 +1796,17 @@ static int oc_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t 
   return 0;
 }
 
+/** At teardown, once libfuse's workers are joined: the directory handles kept in slots go. */
+static void oc_release_kept (struct fuse_session *se, struct fuse_chan *ch) {
+  oc_chan_t *oc = (oc_chan_t *) fuse_chan_data(ch);
+  struct oc_in_header caller = { 0 };
+  for (int i = 0; i < OC_DIR_HANDLES; i++) {
+    if (oc->handles[i].fh == 0) continue;
+    oc_release_handle(se, ch, oc, &caller, oc->handles[i].fh);
+    oc->handles[i].fh = 0;
+  }
+}
+
 static void oc_chan_destroy (struct fuse_chan *ch) {
   // The descriptor belongs to the channel fuse_mount made (closed by fuse_unmount).
   free(fuse_chan_data(ch));
@@ -1590,6 +1826,7 @@ static void* start_fuse_thread (void *data) {
   dc_teardown(ft->dc);
   // The session's channel leaves the session first (and the wrapper is freed); then
   // fuse_unmount frees libfuse's own channel, which must not be touched after it.
+  if (ft->session_ch != ft->ch) oc_release_kept(fuse_get_session(ft->fuse), ft->session_ch);
   fuse_session_remove_chan(ft->session_ch);
   if (ft->session_ch != ft->ch) fuse_chan_destroy(ft->session_ch);
   fuse_unmount(ft->mnt, ft->ch);
@@ -1690,6 +1927,13 @@ NAPI_METHOD(fuse_native_mount) {
   bool cache_dirs = false;
   if (napi_get_value_bool(env, argv[8], &cache_dirs) == napi_ok && cache_dirs) {
     oc_chan_t *oc = calloc(1, sizeof(oc_chan_t));
+    // OCIMOUNT_FUSE_ZERO_OPENDIR=0 keeps OPENDIR and RELEASEDIR round trips (A/B measurements).
+    const char *zero_opendir = getenv("OCIMOUNT_FUSE_ZERO_OPENDIR");
+    if (oc != NULL && zero_opendir != NULL && strcmp(zero_opendir, "0") == 0) oc->no_opendir = -1;
+    if (oc != NULL) {
+      pthread_mutex_init(&oc->handles_lock, NULL);
+      oc->counters = ft->opendir_counters;
+    }
     struct fuse_chan *wrapped = oc != NULL ? fuse_chan_new(&oc_chan_ops, fuse_chan_fd(ch), fuse_chan_bufsize(ch), oc) : NULL;
     if (wrapped != NULL) session_ch = wrapped;
     else free(oc);

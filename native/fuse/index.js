@@ -288,8 +288,12 @@ class Fuse {
    * without JS, and what the cache holds.
    */
   counters () {
-    const c = this._thread ? binding.fuse_native_counters(this._thread) : [0, 0, 0, 0, 0, 0, 0]
-    return { getattr: c[0], readdir: c[1], read: c[2], readBytes: c[3], readFallbacks: c[4], cachedBytes: c[5], cachedListings: c[6] }
+    const c = this._thread ? binding.fuse_native_counters(this._thread) : [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    return {
+      getattr: c[0], readdir: c[1], read: c[2], readBytes: c[3], readFallbacks: c[4], cachedBytes: c[5], cachedListings: c[6],
+      // Zero-message OPENDIR (fuse-native.c): OPENDIRs the kernel sent, handles made for READDIRs, handles reused.
+      kernelOpendirs: c[7], dirHandlesMade: c[8], dirHandlesReused: c[9]
+    }
   }
 
   /** Unmounts lazily (fusermount -uz), then lets the native thread go. Once only. */
