@@ -30,7 +30,9 @@
  *    against the stamp JS indexed the archive with: `fuse_native_span_file`) without a hop onto
  *    Node's main thread.
  *  - Kernel-cached listings (`cacheDirs`): the kernel channel is wrapped so that every OPENDIR
- *    reply carries FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, which libfuse 2 can not set.
+ *    reply carries FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, which libfuse 2 can not set; and, where
+ *    the kernel supports it, zero-message OPENDIR: the first OPENDIR is answered ENOSYS, and
+ *    READDIRs get their libfuse handle from the wrapper (see there).
  *  - fuse_native_counters: what the answer cache answered, for benchmarks.
  *  - readdir also takes a packed answer (readdir_packed): one buffer of NUL-ended names and one
  *    Uint32Array of 24-word stats, so a huge listing costs JS two objects, not two per name;

@@ -19,7 +19,8 @@
  *    `_op_*` methods to override; unmount runs fusermount without a shell.
  *  - `dirCacheBytes` (a budget for the native answer cache: listings, stats and byte spans kept
  *    in C, which then answers LOOKUP, READDIR and READ of what it holds without JS) and
- *    `cacheDirs` (OPENDIR replies carry FOPEN_CACHE_DIR, so the kernel keeps listings);
+ *    `cacheDirs` (OPENDIR replies carry FOPEN_CACHE_DIR, so the kernel keeps listings; where the
+ *    kernel allows, no OPENDIR or RELEASEDIR is sent at all: fuse-native.c, "Zero-message OPENDIR");
  *    `counters()` reports what the native side answered; OCIMOUNT_FUSE_COUNT counts requests.
  * Operation signatures otherwise as upstream: every callback takes a negative errno (or 0)
  * first; read answers cb(bytesRead) or cb(-errno).
