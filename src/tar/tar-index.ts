@@ -86,6 +86,17 @@ export class TarIndex {
     return this.slashes;
   }
 
+  private sparse?: boolean;
+
+  /** Whether any entry is sparse: listings skip a lookup of the extras per file when none is. */
+  hasSparse(): boolean {
+    if (this.sparse === undefined) {
+      this.sparse = false;
+      for (const x of this.extras.values()) if (x.sparse) this.sparse = true;
+    }
+    return this.sparse;
+  }
+
   /** For the codec: the count it kept (see slashCount). */
   knownSlashCount(n: number): void {
     this.slashes = n;
