@@ -9,6 +9,7 @@ import { scanTar, type TarScan } from '../tar/scan';
 import { codecs, compressedPass } from './compressed-pass';
 import { compressedPassInWorker } from './pass-workers';
 import { scanTarInWorker } from '../tar/scan-workers';
+import { collectGarbage, COLLECT_AFTER_ENTRIES } from '../io/collect-garbage';
 import { TAR_INDEX_SECTIONS, tarIndexFromSections, tarIndexSections } from '../tar/tar-index-codec';
 
 /*
@@ -136,6 +137,8 @@ export class TarIndexer {
         });
         if (spill && fs.existsSync(spill.path)) await fs.promises.rename(spill.path, this.spillPath(cache!, key));
       }
+      // The scan's growing columns are garbage now: gone before the next layer's grow.
+      if (found.scan.index.count >= COLLECT_AFTER_ENTRIES) collectGarbage();
     }
     // Reads use a kept copy when there is one (only indexers that keep copies look), and never
     // start one themselves: a copy made from bytes nobody hashed could serve another archive.

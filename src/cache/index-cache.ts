@@ -165,6 +165,12 @@ export class IndexCache {
       return await readEntryFile(fh);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== undefined) return undefined; // unreadable, not corrupt
+      // Said the way a whole read says it (the checksum first, as before pieces), when it can be.
+      try {
+        decodeEntry(await fs.promises.readFile(file));
+      } catch (whole) {
+        err = whole;
+      }
       this.log(`cache: ${file}: ${(err as Error).message}; rebuilding it`);
       await fs.promises.rm(file, { force: true }).catch(() => undefined);
       return undefined;
