@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import * as path from 'node:path';
 import type { ArchiveFiles } from './archive/archive-files';
 import { openArchiveFiles } from './archive/open-archive';
 import { TarIndexer } from './archive/tar-indexer';
@@ -15,6 +17,7 @@ import { indexLayer, type IndexedLayer } from './layers/index-layer';
 import { buildTree } from './union/build';
 import { mergedTree } from './cache/tree-snapshot';
 import { readEntryContent } from './tar/entry-content';
+import { tarIndexPaths } from './tar/tar-index-codec';
 import type { NodeSource, Tree } from './union/tree';
 import { textWarning, warning, type Warning } from './warnings';
 
@@ -98,6 +101,8 @@ export class ImageView {
     readonly merged: Tree,
     /** Every warning of the open, in order. */
     readonly issues: readonly Warning[],
+    /** Where the layer indexes were cached, if anywhere (releaseLayerPaths reads them back). */
+    private readonly cache?: IndexCache,
   ) {}
 
   /** The texts of `issues`. */
@@ -173,7 +178,44 @@ export class ImageView {
     // A snapshot in the cache saves applying every entry again (see cache/tree-snapshot.ts).
     const { tree, warnings: treeWarnings } = await mergedTree(layers, applied, opts.cache, build);
     treeWarnings.forEach(warn);
-    return new ImageView(archive, image, layers, applied, tree, warnings);
+    return new ImageView(archive, image, layers, applied, tree, warnings, opts.cache);
+  }
+
+  /**
+   * Lets go of every layer index's paths that the index cache can give back: with the merged
+   * tree built (it has its own names), only a layer's own view (layerTree) reads them, and it
+   * reads them back from the cache entry the index came from or was stored in, checked against
+   * the checksum it had (a different entry fails that view, EIO, rather than show other paths).
+   * For a long-running server (the mount): half of each index's memory. Not done when the cache
+   * folder is at or below `mountpoint`: once mounted, reading it back would be a read of the
+   * process's own mount from its only JS thread (a deadlock). Returns the bytes let go.
+   */
+  releaseLayerPaths(mountpoint: string): number {
+    const cache = this.cache;
+    if (!cache) return 0;
+    const real = (p: string) => {
+      try {
+        return fs.realpathSync(p);
+      } catch {
+        return path.resolve(p);
+      }
+    };
+    const dir = real(cache.dir);
+    const mnt = real(mountpoint);
+    if (dir === mnt || dir.startsWith(mnt.endsWith(path.sep) ? mnt : mnt + path.sep)) return 0;
+    let bytes = 0;
+    for (const [position, l] of this.layers.entries()) {
+      const ix = l.index;
+      if (!l.cached || !ix.pathsLoaded || !cache.has(l.cached.key)) continue;
+      const { key, sum } = l.cached;
+      bytes += ix.pathPool.length + ix.pathStart.byteLength;
+      ix.releasePaths(() => {
+        const entry = cache.getSync(key);
+        if (entry.sum !== sum) throw new Error(`layer ${position} (${l.descriptor.diffId}): its index in the cache changed since it was mounted; remount to see this layer`);
+        return tarIndexPaths(entry.sections);
+      });
+    }
+    return bytes;
   }
 
   /** Layer `position` alone, whiteout markers shown as its tar has them. */

@@ -37,6 +37,9 @@
  *  - readdir also takes a packed answer (readdir_packed): one buffer of NUL-ended names and one
  *    Uint32Array of 24-word stats, so a huge listing costs JS two objects, not two per name;
  *    fuse_native_prime puts such a listing into the answer cache before it is asked for.
+ *  - fuse_native_malloc_returnable / fuse_native_malloc_trim (glibc only): a fixed 4 MiB mmap
+ *    threshold and malloc_trim, so that the large blocks a long-running server frees leave the
+ *    process (see the functions).
  */
 
 #define _GNU_SOURCE
@@ -64,6 +67,9 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static int IS_ARRAY_BUFFER_DETACH_SUPPORTED = 0;
 
@@ -564,7 +570,9 @@ typedef struct {
   size_t names_cap, names_len;
 } dc_builder_t;
 
-static dc_dir_t * dc_begin (dircache_t *dc, const char *path, uint32_t count, dc_builder_t *b) {
+// `names_bytes`: the names' total size with their NULs when known (packed listings), else 0 for
+// an estimate that grows as needed; the listing is charged for what it allocates.
+static dc_dir_t * dc_begin (dircache_t *dc, const char *path, uint32_t count, size_t names_bytes, dc_builder_t *b) {
   if (dc == NULL || dc->budget == 0) return NULL;
   // A listing that can not fit the whole budget is not even built (it would be discarded).
   if ((sizeof(dc_entry_t) + sizeof(uint32_t)) * (size_t) count > dc->budget) return NULL;
@@ -577,7 +585,7 @@ static dc_dir_t * dc_begin (dircache_t *dc, const char *path, uint32_t count, dc
   d->hash = dc_hash(path, plen);
   d->entries = malloc(sizeof(dc_entry_t) * (count ? count : 1));
   d->sorted = malloc(sizeof(uint32_t) * (count ? count : 1));
-  b->names_cap = 32 * (size_t) count + 64;
+  b->names_cap = names_bytes > 0 ? names_bytes : 32 * (size_t) count + 64;
   b->names_len = 0;
   d->names = malloc(b->names_cap);
   if (!d->entries || !d->sorted || !d->names) {
@@ -625,8 +633,17 @@ static void dc_discard (dc_builder_t *b) {
 static void dc_commit (dircache_t *dc, dc_builder_t *b) {
   dc_dir_t *d = b->d;
   b->d = NULL;
-  dc_sort_dir = d;
-  qsort(d->sorted, d->count, sizeof(uint32_t), dc_sort_cmp);
+  // Tree listings come in name order already (after `.` and `..`): check before sorting, a
+  // linear pass instead of qsort's n log n comparisons for every primed directory.
+  int in_order = 1;
+  for (uint32_t i = 1; i < d->count && in_order; i++) {
+    dc_entry_t *x = &d->entries[i - 1], *y = &d->entries[i];
+    if (dc_name_cmp(d->names + x->name_off, x->name_len, d->names + y->name_off, y->name_len) > 0) in_order = 0;
+  }
+  if (!in_order) {
+    dc_sort_dir = d;
+    qsort(d->sorted, d->count, sizeof(uint32_t), dc_sort_cmp);
+  }
   d->bytes = sizeof(dc_dir_t) + d->path_len + 1 + (sizeof(dc_entry_t) + sizeof(uint32_t)) * d->count + b->names_cap;
   if (d->bytes > dc->budget) {
     b->d = d;
@@ -836,7 +853,7 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
 // id 0 for none). A listing of a million names is then two objects instead of two million, and
 // nothing here asks N-API per name. Sets *names and *words and returns the count of names, or
 // -1 when the sizes do not agree.
-static ssize_t packed_listing (napi_env env, napi_value raw_names, napi_value raw_stats, const char **names, uint32_t **words) {
+static ssize_t packed_listing (napi_env env, napi_value raw_names, napi_value raw_stats, const char **names, size_t *names_bytes, uint32_t **words) {
   napi_typedarray_type type;
   size_t names_len = 0, words_len = 0, offset = 0;
   void *names_data = NULL, *words_data = NULL;
@@ -847,6 +864,7 @@ static ssize_t packed_listing (napi_env env, napi_value raw_names, napi_value ra
   if (napi_is_typedarray(env, raw_stats, &is_typed) != napi_ok || !is_typed) return -1;
   if (napi_get_typedarray_info(env, raw_stats, &type, &words_len, &words_data, &ab, &offset) != napi_ok || type != napi_uint32_array) return -1;
   *names = (const char *) names_data;
+  *names_bytes = names_len;
   *words = (uint32_t *) words_data;
   size_t count = 0;
   for (size_t i = 0; i < names_len; i++) if ((*names)[i] == 0) count++;
@@ -857,10 +875,10 @@ static ssize_t packed_listing (napi_env env, napi_value raw_names, napi_value ra
 // Puts a packed listing into the answer cache as the listing of `path` (JS thread only) and, when
 // `filler` is given, into libfuse's readdir buffer. A name over READDIR_NAME_MAX bytes is skipped,
 // as in the array form.
-static void packed_fill (dircache_t *dc, const char *path, const char *names, uint32_t *words, size_t count, fuse_fill_dir_t filler, void *buf) {
+static void packed_fill (dircache_t *dc, const char *path, const char *names, size_t names_len, uint32_t *words, size_t count, fuse_fill_dir_t filler, void *buf) {
   dc_builder_t b;
   memset(&b, 0, sizeof b);
-  dc_begin(dc, path, (uint32_t) count, &b);
+  dc_begin(dc, path, (uint32_t) count, names_len, &b);
   bool full = filler == NULL;
   const char *name = names;
   for (size_t i = 0; i < count; i++) {
@@ -881,9 +899,10 @@ static void packed_fill (dircache_t *dc, const char *path, const char *names, ui
 static int readdir_packed (napi_env env, fuse_thread_locals_t *l, napi_value raw_names, napi_value raw_stats) {
   const char *names;
   uint32_t *words;
-  ssize_t count = packed_listing(env, raw_names, raw_stats, &names, &words);
+  size_t names_bytes = 0;
+  ssize_t count = packed_listing(env, raw_names, raw_stats, &names, &names_bytes, &words);
   if (count < 0) return -EIO;
-  packed_fill(l->fuse->dc, l->path, names, words, (size_t) count, l->readdir_filler, (void *) l->buf);
+  packed_fill(l->fuse->dc, l->path, names, names_bytes, words, (size_t) count, l->readdir_filler, (void *) l->buf);
   return 0;
 }
 
@@ -917,7 +936,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       dircache_t *dc = l->fuse->dc;
       dc_builder_t b;
       memset(&b, 0, sizeof b);
-      if (with_stats) dc_begin(dc, l->path, names_length, &b);
+      if (with_stats) dc_begin(dc, l->path, names_length, 0, &b);
       bool full = false;
       for (uint32_t i = 0; i < names_length; i++) {
         napi_value raw_name;
@@ -1417,15 +1436,16 @@ NAPI_METHOD(fuse_native_prime) {
   dircache_t *dc = ft->dc;
   size_t path_len = 0;
   const char *names;
+  size_t names_bytes = 0;
   uint32_t *words;
   ssize_t count = -1;
   if (dc != NULL && dc->budget > 0 && napi_get_value_string_latin1(env, argv[1], NULL, 0, &path_len) == napi_ok) {
-    count = packed_listing(env, argv[2], argv[3], &names, &words);
+    count = packed_listing(env, argv[2], argv[3], &names, &names_bytes, &words);
   }
   if (count >= 0) {
     char *path = malloc(path_len + 1);
     if (path != NULL && napi_get_value_string_latin1(env, argv[1], path, path_len + 1, &path_len) == napi_ok && strlen(path) == path_len) {
-      packed_fill(dc, path, names, words, (size_t) count, NULL, NULL);
+      packed_fill(dc, path, names, names_bytes, words, (size_t) count, NULL, NULL);
       taken = true;
     }
     free(path);
@@ -1983,6 +2003,26 @@ NAPI_METHOD(fuse_native_unmount) {
   return NULL;
 }
 
+// Memory a long-running server frees should leave the process. glibc raises its mmap threshold
+// each time a large mmapped block is freed (up to 32 MiB), after which blocks of that size come
+// from the heap and stay resident when freed: a 2M-entry mount (ocimount's index columns, grown
+// by doubling, then copied to their final size) kept ~100 MB of freed memory that way. A fixed
+// threshold (4 MiB: every large column, none of the small I/O buffers) makes such blocks mmaps,
+// unmapped on free; trim hands back what is free in the heap after a garbage collection.
+NAPI_METHOD(fuse_native_malloc_returnable) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+#endif
+  return NULL;
+}
+
+NAPI_METHOD(fuse_native_malloc_trim) {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  return NULL;
+}
+
 NAPI_INIT() {
   const napi_node_version* version;
   assert(napi_get_node_version(env, &version) == napi_ok);
@@ -2000,6 +2040,8 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse_native_counters)
   NAPI_EXPORT_FUNCTION(fuse_native_span_file)
   NAPI_EXPORT_FUNCTION(fuse_native_prime)
+  NAPI_EXPORT_FUNCTION(fuse_native_malloc_returnable)
+  NAPI_EXPORT_FUNCTION(fuse_native_malloc_trim)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)

@@ -319,6 +319,19 @@ class Fuse {
   }
 
   /** `fusermount -uz MNT` (fuse's or fuse3's helper), without a shell. */
+  /**
+   * For a long-running server on glibc: large blocks it frees go back to the system (a fixed
+   * mmap threshold, see fuse_native_malloc_returnable), and `trimMemory()` returns what is free
+   * in malloc's heap now (after a garbage collection). No-ops elsewhere.
+   */
+  static returnFreedMemory () {
+    binding.fuse_native_malloc_returnable()
+  }
+
+  static trimMemory () {
+    binding.fuse_native_malloc_trim()
+  }
+
   static unmount (mnt, cb) {
     execFile('fusermount', ['-uz', mnt], (err) => {
       if (err && err.code === 'ENOENT') return execFile('fusermount3', ['-uz', mnt], (err3) => cb(err3 || null))

@@ -9,7 +9,8 @@ import { scanTar, type TarScan } from '../tar/scan';
 import { codecs, compressedPass } from './compressed-pass';
 import { compressedPassInWorker, type PassInWorkerOptions } from './pass-workers';
 import { scanTarInWorker } from '../tar/scan-workers';
-import { decodeTarIndex, encodeTarIndex } from '../tar/tar-index-codec';
+import { collectGarbage, COLLECT_AFTER_ENTRIES } from '../io/collect-garbage';
+import { TAR_INDEX_SECTIONS, tarIndexFromSections, tarIndexSections } from '../tar/tar-index-codec';
 
 /*
  * Indexing a tar that may be compressed, the one path the outer archive and every layer take:
@@ -132,10 +133,12 @@ export class TarIndexer {
         key = typeof store === 'function' ? store(found.digest) : store;
         found.sum = await cache!.put(key, {
           meta: { ...keys!.meta, warnings: found.scan.warnings, endOffset: found.scan.endOffset },
-          sections: [encodeTarIndex(found.scan.index), ...(found.seek ? [codecs().encodeSeekIndex(found.seek)] : [])],
+          sections: [...tarIndexSections(found.scan.index), ...(found.seek ? [codecs().encodeSeekIndex(found.seek)] : [])],
         });
         if (spill && fs.existsSync(spill.path)) await fs.promises.rename(spill.path, this.spillPath(cache!, key));
       }
+      // The scan's growing columns are garbage now: gone before the next layer's grow.
+      if (found.scan.index.count >= COLLECT_AFTER_ENTRIES) collectGarbage();
     }
     // Reads use a kept copy when there is one (only indexers that keep copies look), and never
     // start one themselves: a copy made from bytes nobody hashed could serve another archive.
@@ -233,12 +236,12 @@ export class TarIndexer {
   /** A cached entry's indexes; undefined when missing, incomplete or not decodable (then rebuilt). */
   private async fromCache(cache: IndexCache, key: string, compression: TarCompression): Promise<Indexes | undefined> {
     const entry = await cache.get(key);
-    if (!entry || !entry.sections[0] || (compression !== 'none' && !entry.sections[1])) return undefined;
+    if (!entry || entry.sections.length < TAR_INDEX_SECTIONS + (compression !== 'none' ? 1 : 0)) return undefined;
     try {
       const warnings = Array.isArray(entry.meta.warnings) ? (entry.meta.warnings as string[]) : [];
       return {
-        scan: { index: decodeTarIndex(entry.sections[0]), warnings, endOffset: Number(entry.meta.endOffset) },
-        seek: compression !== 'none' ? codecs().decodeSeekIndex(entry.sections[1]) : undefined,
+        scan: { index: tarIndexFromSections(entry.sections), warnings, endOffset: Number(entry.meta.endOffset) },
+        seek: compression !== 'none' ? codecs().decodeSeekIndex(entry.sections[TAR_INDEX_SECTIONS]) : undefined,
         sum: entry.sum,
       };
     } catch {

@@ -149,22 +149,48 @@ export class IndexCache {
     return path.join(this.dir, key.slice(0, 2), `${key}.${kind}`);
   }
 
-  /** The entry under `key`, or undefined when absent, unreadable or corrupt (then removed). */
+  /**
+   * The entry under `key`, or undefined when absent, unreadable or corrupt (then removed). Each
+   * section comes in a buffer of its own (see readEntryFile), so decoders may keep views of them.
+   */
   async get(key: string, kind = 'idx'): Promise<CacheEntry | undefined> {
     const file = this.file(key, kind);
-    let buf: Buffer;
+    let fh: fs.promises.FileHandle;
     try {
-      buf = await fs.promises.readFile(file);
+      fh = await fs.promises.open(file, 'r');
     } catch {
       return undefined;
     }
     try {
-      return decodeEntry(buf);
+      return await readEntryFile(fh);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== undefined) return undefined; // unreadable, not corrupt
+      // Said the way a whole read says it (the checksum first, as before pieces), when it can be.
+      try {
+        decodeEntry(await fs.promises.readFile(file));
+      } catch (whole) {
+        err = whole;
+      }
       this.log(`cache: ${file}: ${(err as Error).message}; rebuilding it`);
       await fs.promises.rm(file, { force: true }).catch(() => undefined);
       return undefined;
+    } finally {
+      await fh.close().catch(() => undefined);
     }
+  }
+
+  /** Whether an entry is stored under `key` now (it may still turn out corrupt when read). */
+  has(key: string, kind = 'idx'): boolean {
+    return fs.existsSync(this.file(key, kind));
+  }
+
+  /**
+   * The entry under `key` read whole and synchronously, for a process that drops what it can
+   * read back later (ImageView.releaseLayerPaths); throws when it is missing or corrupt.
+   * Never call it on a path below the process's own mountpoint.
+   */
+  getSync(key: string, kind = 'idx'): CacheEntry {
+    return decodeEntry(fs.readFileSync(this.file(key, kind)));
   }
 
   /**
@@ -194,6 +220,47 @@ export class IndexCache {
     }
     return sum;
   }
+}
+
+/**
+ * Reads a cache file piece by piece: every section into a buffer of exactly its size (its own
+ * memory, not a slice of the file's), the checksum computed as the pieces arrive. A whole-file
+ * read followed by decoders' copies held each index twice at the moment of a mount's peak.
+ * Throws an error without `code` when the file is not a well-formed entry.
+ */
+async function readEntryFile(fh: fs.promises.FileHandle): Promise<CacheEntry> {
+  const size = (await fh.stat()).size;
+  let at = 0;
+  let crc = 0;
+  const take = async (n: number, checked = true): Promise<Buffer> => {
+    if (n < 0 || at + n > size) throw new Error('cache file has the wrong length');
+    // Not from Node's shared pool: a section must own its memory (decoders keep views of it).
+    const b = Buffer.allocUnsafeSlow(n);
+    for (let done = 0; done < n; ) {
+      const { bytesRead } = await fh.read(b, done, n - done, at + done);
+      if (bytesRead === 0) throw new Error('cache file has the wrong length');
+      done += bytesRead;
+    }
+    at += n;
+    if (checked && n > 0) crc = crc32(b, crc);
+    return b;
+  };
+  if (size < MAGIC.length + 8 + 4) throw new Error('not a cache file');
+  if (!(await take(MAGIC.length)).equals(MAGIC)) throw new Error('not a cache file');
+  const head = await take(8);
+  const metaLen = head.readUInt32LE(0);
+  const count = head.readUInt32LE(4);
+  if (metaLen + 8 * count > size) throw new Error('cache file has the wrong length');
+  const metaBytes = await take(metaLen);
+  const lengths = await take(8 * count);
+  const sizes = Array.from({ length: count }, (_, i) => Number(lengths.readBigUInt64LE(i * 8)));
+  if (MAGIC.length + 8 + metaLen + 8 * count + sizes.reduce((a, b) => a + b, 0) + 4 !== size) throw new Error('cache file has the wrong length');
+  const sections: Buffer[] = [];
+  for (const n of sizes) sections.push(await take(n));
+  const sum = (await take(4, false)).readUInt32LE(0);
+  if (crc !== sum) throw new Error('checksum mismatch');
+  const meta = JSON.parse(metaBytes.toString('utf8')) as Record<string, unknown>;
+  return { meta, sections, sum };
 }
 
 /** Writes `parts` one after another into a new file, without joining them first. */

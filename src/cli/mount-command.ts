@@ -4,8 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { ImageView } from '../engine';
+import { collectGarbage, COLLECT_AFTER_ENTRIES } from '../io/collect-garbage';
 import { EnvironmentError, UsageError, UserError, userErrorFor } from '../errors';
-import { checkMountpoint, loadFuse, mountImage, unmountPath, type ActiveMount } from '../fuse/mount';
+import { checkMountpoint, loadFuse, mountImage, returnFreedMemory, trimMemory, unmountPath, type ActiveMount } from '../fuse/mount';
 import { describeRecord } from '../image/select';
 import { addImageOptions, openView, reportAndExit, type ImageOptions } from './common';
 import { terminalProgress } from './progress';
@@ -306,9 +307,16 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
     process.exit(0);
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
+  returnFreedMemory();
   view = await openView(image, opts, { onWarning: tell('warning'), onNote: tell('note'), ...(process.send && { onProgress: toParent }) });
   if (ending) return;
   watchArchive(view, log); // before mounting: the first read may already find the archive changed
+  // The merged tree is built: the layer indexes' paths wait in the index cache until a layer's
+  // own view asks for them (half of the indexes' memory, for an image of millions of entries).
+  if (view.releaseLayerPaths(mountpoint) > 0 && view.merged.nodeCount >= COLLECT_AFTER_ENTRIES) {
+    collectGarbage();
+    trimMemory();
+  }
   active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, nonempty: opts.nonempty, log, layersNote: opts.layers });
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));

@@ -60,6 +60,21 @@ export function loadFuse(): FuseConstructor {
   }
 }
 
+type MemoryHooks = { returnFreedMemory?: () => void; trimMemory?: () => void };
+
+/**
+ * For the serving process, before it indexes: large blocks it frees go back to the system
+ * instead of staying in malloc's heap (native/fuse, fuse_native_malloc_returnable).
+ */
+export function returnFreedMemory(): void {
+  (loadFuse() as unknown as MemoryHooks).returnFreedMemory?.();
+}
+
+/** Hands what is free in malloc's heap back to the system (after a garbage collection). */
+export function trimMemory(): void {
+  (loadFuse() as unknown as MemoryHooks).trimMemory?.();
+}
+
 export function findFusermount(): string | undefined {
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
     for (const name of ['fusermount', 'fusermount3']) {

@@ -181,6 +181,19 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
   // name, up to FUSE's 1,024): list none, and say so. Names are byte strings, so their length is
   // their size in bytes.
   const skipped = (bytes: number) => opts.log(`readdir: left out a ${bytes}-byte name (longer than 255)`);
+  // A child of a virtual directory that is a tree's root (a layer view) is stat'ed from its
+  // tree, which a layer view builds on first use (and may fail to: its paths could not be read
+  // back, ImageView.releaseLayerPaths). Then that one entry is listed as a bare directory and
+  // fails on its own when entered, instead of failing the whole listing of layers/.
+  const childStat = (entry: Resolved): NodeStat => {
+    try {
+      return ns.stat(entry);
+    } catch (err) {
+      if (entry.kind !== 'tree') throw err;
+      opts.log(`listing a layer view: ${(err as Error).message}`);
+      return { ino: entry.space.inoBase + 1, mode: 0o40555, type: EntryType.Directory, uid: 0, gid: 0, size: 0, mtime: ns.mtime, mtimeNsec: 0, nlink: 2, devmajor: 0, devminor: 0 };
+    }
+  };
   const listing = (r: Resolved): PackedListing => {
     const key = keyOf(r);
     let hit = readdirCache.get(key);
@@ -191,7 +204,7 @@ export function makeOps(ns: Namespace, view: ImageView, opts: OpsOptions): Recor
         hit = packTree(r.space.tree(), r.node, r.space.inoBase, self, layerSpan, skipped);
       } else {
         const children = ns.list(r).filter((c) => c.name.length <= 255 || (skipped(c.name.length), false));
-        hit = packEntries([{ name: '.', stat: self }, { name: '..', stat: self }, ...children.map((c) => ({ name: c.name, stat: statArray(ns.stat(c.entry)) }))]);
+        hit = packEntries([{ name: '.', stat: self }, { name: '..', stat: self }, ...children.map((c) => ({ name: c.name, stat: statArray(childStat(c.entry)) }))]);
       }
       readdirCache.set(key, hit);
     }

@@ -1,16 +1,38 @@
 import { TarIndex, type EntryExtras } from './tar-index';
 
 /*
- * A TarIndex as bytes, for the on-disk cache: the columns are written as they sit in memory
- * (typed arrays, little-endian on every machine this runs on), the rare extras as JSON. Loading
- * is a few copies, no per-entry parsing.
+ * A TarIndex as byte sections, for the on-disk cache: a head (counts, then the rare extras as
+ * JSON), the path bytes, and each column as it sits in memory (typed arrays, little-endian on
+ * every machine this runs on), one section each. Stored as the columns' own buffers (nothing is
+ * copied or joined to write it) and, when the cache hands each section back in a buffer of its
+ * own (IndexCache.get does), taken back as views of those buffers: loading an index of millions
+ * of entries allocates it once, never a file-sized buffer beside a copy. A column in a shared
+ * or unaligned buffer (a whole file read at once) is copied instead.
  */
 
 // 2: byte-string paths, signed whole-second mtimes with a nanosecond column.
 // 3: the paths' count of '/' in the header (a mount's inode plan needs it).
-const MAGIC = 'OCIMTIX3';
+// 4: one section per column (was: one section for the whole index).
+const MAGIC = 'OCIMTIX4';
 
 type Column = Uint8Array | Uint16Array | Uint32Array | Float64Array;
+type ColumnType = { new (n: number): Column; new (buffer: ArrayBufferLike, byteOffset: number, length: number): Column; BYTES_PER_ELEMENT: number };
+
+/** The columns in their stored order, with their element types. */
+const COLUMNS: Array<[ColumnType, (count: number) => number]> = [
+  [Uint32Array, (n) => n + 1], // pathStart
+  [Uint8Array, (n) => n], // types
+  [Uint16Array, (n) => n], // modes
+  [Uint32Array, (n) => n], // uids
+  [Uint32Array, (n) => n], // gids
+  [Float64Array, (n) => n], // sizes
+  [Float64Array, (n) => n], // mtimes
+  [Uint32Array, (n) => n], // mtimeNsecs
+  [Float64Array, (n) => n], // dataOffsets
+];
+
+/** How many cache sections a tar index takes: the head, the path bytes and the columns. */
+export const TAR_INDEX_SECTIONS = 2 + COLUMNS.length;
 
 function columnsOf(ix: TarIndex): Column[] {
   return [ix.pathStart, ix.types, ix.modes, ix.uids, ix.gids, ix.sizes, ix.mtimes, ix.mtimeNsecs, ix.dataOffsets];
@@ -35,56 +57,79 @@ function extrasFromJson(json: string): Map<number, EntryExtras> {
   );
 }
 
-export function encodeTarIndex(ix: TarIndex): Buffer {
+const bytesOf = (c: Column): Buffer => Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+
+/** The index as TAR_INDEX_SECTIONS sections; all but the head are views of the index's own memory. */
+export function tarIndexSections(ix: TarIndex): Buffer[] {
   const extras = Buffer.from(extrasToJson(ix.extras));
-  const cols = columnsOf(ix).map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-  const head = Buffer.alloc(8 + 4 + 4 + 4 + 4);
+  const head = Buffer.alloc(24 + extras.length);
   head.write(MAGIC, 0, 'latin1');
   head.writeUInt32LE(ix.count, 8);
   head.writeUInt32LE(ix.pathPool.length, 12);
   head.writeUInt32LE(extras.length, 16);
   head.writeUInt32LE(ix.slashCount(), 20);
-  return Buffer.concat([head, ix.pathPool, extras, ...cols]);
+  extras.copy(head, 24);
+  return [head, ix.pathPool, ...columnsOf(ix).map(bytesOf)];
 }
 
-export function decodeTarIndex(buf: Buffer): TarIndex {
-  if (buf.length < 24 || buf.toString('latin1', 0, 8) !== MAGIC) throw new Error('not a tar index');
-  const count = buf.readUInt32LE(8);
-  const poolLen = buf.readUInt32LE(12);
-  const extrasLen = buf.readUInt32LE(16);
-  const slashes = buf.readUInt32LE(20);
-  let at = 24;
-  const take = (n: number): Buffer => {
-    if (at + n > buf.length) throw new Error('tar index truncated');
-    const b = buf.subarray(at, at + n);
-    at += n;
-    return b;
-  };
-  // Copy into fresh, aligned buffers: a view into `buf` may sit at an odd offset.
-  const col = <T extends Column>(Ctor: { new (n: number): T; BYTES_PER_ELEMENT: number }, n: number): T => {
-    const out = new Ctor(n);
-    const src = take(n * Ctor.BYTES_PER_ELEMENT);
-    new Uint8Array(out.buffer).set(src);
-    return out;
-  };
-  const pool = Buffer.from(take(poolLen));
-  const extras = extrasFromJson(take(extrasLen).toString('utf8'));
+/** The sections as one buffer (tests compare indexes with it). */
+export function encodeTarIndex(ix: TarIndex): Buffer {
+  return Buffer.concat(tarIndexSections(ix));
+}
+
+/** Whether `b` is all of its own buffer (so aligned for any column): then a view of it holds nothing else. */
+function ownsBuffer(b: Buffer): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+}
+
+/** A column over `bytes`: a view when `bytes` owns its buffer, else a copy. */
+function column(Ctor: ColumnType, bytes: Buffer, n: number): Column {
+  if (bytes.length !== n * Ctor.BYTES_PER_ELEMENT) throw new Error('tar index column has the wrong length');
+  if (ownsBuffer(bytes)) return new Ctor(bytes.buffer, 0, n);
+  const out = new Ctor(n);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+/** The path bytes and their start column, checked against the head (see tarIndexSections). */
+export function tarIndexPaths(sections: readonly Buffer[]): { pool: Buffer; pathStart: Uint32Array } {
+  const { count, poolLen } = readHead(sections);
+  const pool = ownsBuffer(sections[1]) ? sections[1] : Buffer.from(sections[1]);
+  if (pool.length !== poolLen) throw new Error('tar index path bytes have the wrong length');
+  const pathStart = column(Uint32Array, sections[2], count + 1) as Uint32Array;
+  if (pathStart[count] !== poolLen) throw new Error('tar index path table is inconsistent');
+  return { pool, pathStart };
+}
+
+function readHead(sections: readonly Buffer[]): { count: number; poolLen: number; extrasLen: number; slashes: number } {
+  const head = sections[0];
+  if (sections.length < TAR_INDEX_SECTIONS || !head || head.length < 24 || head.toString('latin1', 0, 8) !== MAGIC) throw new Error('not a tar index');
+  const out = { count: head.readUInt32LE(8), poolLen: head.readUInt32LE(12), extrasLen: head.readUInt32LE(16), slashes: head.readUInt32LE(20) };
+  if (head.length !== 24 + out.extrasLen) throw new Error('tar index head has the wrong length');
+  return out;
+}
+
+/** The index in the first TAR_INDEX_SECTIONS of `sections`; throws when they cannot be one. */
+export function tarIndexFromSections(sections: readonly Buffer[]): TarIndex {
+  const { count, poolLen, slashes } = readHead(sections);
+  const { pool, pathStart } = tarIndexPaths(sections);
+  const extras = extrasFromJson(sections[0].toString('utf8', 24));
+  const cols = COLUMNS.slice(1).map(([Ctor, n], i) => column(Ctor, sections[3 + i], n(count)));
+  const [types, modes, uids, gids, sizes, mtimes, mtimeNsecs, dataOffsets] = cols;
   const ix = new TarIndex(
     count,
     pool,
-    col(Uint32Array, count + 1),
-    col(Uint8Array, count),
-    col(Uint16Array, count),
-    col(Uint32Array, count),
-    col(Uint32Array, count),
-    col(Float64Array, count),
-    col(Float64Array, count),
-    col(Uint32Array, count),
-    col(Float64Array, count),
+    pathStart,
+    types as Uint8Array,
+    modes as Uint16Array,
+    uids as Uint32Array,
+    gids as Uint32Array,
+    sizes as Float64Array,
+    mtimes as Float64Array,
+    mtimeNsecs as Uint32Array,
+    dataOffsets as Float64Array,
     extras,
   );
-  if (at !== buf.length) throw new Error('tar index has trailing bytes');
-  if (ix.pathStart[count] !== poolLen) throw new Error('tar index path table is inconsistent');
   // An upper bound only (inode ranges): a damaged count could at worst overlap ranges, so it is
   // held to what the pool can have.
   if (slashes > poolLen) throw new Error('tar index slash count is inconsistent');

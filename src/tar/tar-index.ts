@@ -16,10 +16,15 @@ export interface EntryExtras {
  * as typed-array slots instead of objects is what holds the index near 100 bytes per entry.
  */
 export class TarIndex {
+  private pool: Buffer | undefined;
+  private starts: Uint32Array | undefined;
+  /** Set while the paths are released (releasePaths): how to get them back. */
+  private reloadPaths?: () => { pool: Buffer; pathStart: Uint32Array };
+
   constructor(
     readonly count: number,
-    readonly pathPool: Buffer,
-    readonly pathStart: Uint32Array,
+    pathPool: Buffer,
+    pathStart: Uint32Array,
     readonly types: Uint8Array,
     readonly modes: Uint16Array,
     readonly uids: Uint32Array,
@@ -30,7 +35,47 @@ export class TarIndex {
     readonly mtimeNsecs: Uint32Array,
     readonly dataOffsets: Float64Array,
     readonly extras: Map<number, EntryExtras>,
-  ) {}
+  ) {
+    this.pool = pathPool;
+    this.starts = pathStart;
+  }
+
+  /** Every path's bytes back to back (loaded again first if they were released). */
+  get pathPool(): Buffer {
+    return this.pool ?? this.loadPaths().pool;
+  }
+
+  /** Where each path starts in pathPool; entry `count` is the pool's end. */
+  get pathStart(): Uint32Array {
+    return this.starts ?? this.loadPaths().starts;
+  }
+
+  /**
+   * Lets go of the paths (half of the index's memory): a mount whose merged tree is built needs
+   * them only for a layer's own view, which may never be opened. `reload` gives back the same
+   * paths (from the index cache) when something asks for them; it throws when it cannot, and the
+   * asker then fails (a layer view answers EIO). The slash count is kept.
+   */
+  releasePaths(reload: () => { pool: Buffer; pathStart: Uint32Array }): void {
+    this.slashCount();
+    this.reloadPaths = reload;
+    this.pool = undefined;
+    this.starts = undefined;
+  }
+
+  /** Whether the paths are in memory now. */
+  get pathsLoaded(): boolean {
+    return this.pool !== undefined;
+  }
+
+  private loadPaths(): { pool: Buffer; starts: Uint32Array } {
+    const got = this.reloadPaths!();
+    if (got.pathStart.length !== this.count + 1 || got.pathStart[this.count] !== got.pool.length) throw new Error('the reloaded paths do not fit this index');
+    this.pool = got.pool;
+    this.starts = got.pathStart;
+    this.reloadPaths = undefined;
+    return { pool: got.pool, starts: got.pathStart };
+  }
 
   /** The entry's path as a byte string. */
   path(i: number): string {
@@ -86,13 +131,24 @@ export class TarIndex {
     return this.slashes;
   }
 
+  private sparse?: boolean;
+
+  /** Whether any entry is sparse: listings skip a lookup of the extras per file when none is. */
+  hasSparse(): boolean {
+    if (this.sparse === undefined) {
+      this.sparse = false;
+      for (const x of this.extras.values()) if (x.sparse) this.sparse = true;
+    }
+    return this.sparse;
+  }
+
   /** For the codec: the count it kept (see slashCount). */
   knownSlashCount(n: number): void {
     this.slashes = n;
   }
 
   byteSize(): number {
-    const cols = this.pathPool.length + this.pathStart.byteLength + this.types.byteLength + this.modes.byteLength +
+    const cols = (this.pool?.length ?? 0) + (this.starts?.byteLength ?? 0) + this.types.byteLength + this.modes.byteLength +
       this.uids.byteLength + this.gids.byteLength + this.sizes.byteLength + this.mtimes.byteLength + this.mtimeNsecs.byteLength + this.dataOffsets.byteLength;
     return cols + this.extras.size * 64;
   }

@@ -4,6 +4,7 @@ import type { TarIndex } from '../tar/tar-index';
 import { Tree, type NodeSource } from './tree';
 import { whiteoutMeaning } from './whiteout';
 import { warning, type Warning } from '../warnings';
+import { collectGarbage, COLLECT_AFTER_ENTRIES } from '../io/collect-garbage';
 
 export interface BuildOptions {
   /**
@@ -387,42 +388,10 @@ class Building {
 
   /** Numbers the nodes the root reaches breadth-first (children sorted by name bytes), file objects by first appearance. */
   freeze(layers: readonly TarIndex[]): Tree {
-    // Every live slot is a (parent, child) edge: group them by parent (counting sort).
-    const firstEdge = new Int32Array(this.nodes + 1);
-    const slotVal = this.slotVal;
-    const slotKey = this.slotKey;
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) firstEdge[this.parent[slotVal[i]] + 1]++;
-    for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
-    const edges = new Int32Array(firstEdge[this.nodes]);
-    // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[firstEdge[this.parent[slotVal[i]]]++] = slotVal[i];
-    for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
-    firstEdge[0] = 0;
-    this.slotKey = this.slotVal = new Int32Array(0);
-
-    const order = new Int32Array(edges.length + 1);
-    const childFirst = new Int32Array(order.length);
-    const childCount = new Int32Array(order.length);
-    const parents = new Int32Array(order.length);
-    let count = 1;
-    order[0] = this.root;
-    parents[0] = -1;
-    const cmp = (a: number, b: number) => this.compareNames(a, b);
-    for (let n = 0; n < count; n++) {
-      const node = order[n];
-      const from = firstEdge[node];
-      const to = firstEdge[node + 1];
-      // Usually already in order (a tar lists a directory sorted); sorting allocates, checking does not.
-      let sorted = true;
-      for (let k = from + 1; k < to && sorted; k++) sorted = cmp(edges[k - 1], edges[k]) < 0;
-      if (!sorted) edges.subarray(from, to).sort(cmp);
-      childFirst[n] = count;
-      childCount[n] = to - from;
-      for (let k = from; k < to; k++) {
-        order[count] = edges[k];
-        parents[count++] = n;
-      }
-    }
+    const big = this.nodes >= COLLECT_AFTER_ENTRIES;
+    const { order, childFirst, childCount, parents, count } = this.breadthFirst(big);
+    // The edge lists died with breadthFirst: for a big tree, collected before the final columns.
+    if (big) collectGarbage();
 
     const objId = new Int32Array(this.objs).fill(-1);
     const nodeObj = new Int32Array(count);
@@ -451,8 +420,11 @@ class Building {
       // Names are short: a byte loop beats a Buffer.copy call per name.
       for (let i = this.nameStart[node], at = nameStart[n]; i < this.nameEnd[node]; i++, at++) names[at] = pool[i];
     }
-    // Exact already unless some edges hung below replaced directories: copy only then.
-    const fit = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T => (a.length === n ? a : (a.slice(0, n) as T));
+    // Exact already unless some edges hung below replaced directories, or hard links share
+    // objects: a few spare rows are kept as a view (a copy would sit beside the original at the
+    // build's peak), many are copied away.
+    const fit = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T =>
+      a.length === n ? a : a.length - n <= n / 16 ? (a.subarray(0, n) as T) : (a.slice(0, n) as T);
     return new Tree(
       layers,
       names,
@@ -465,6 +437,58 @@ class Building {
       fit(objEntry, objs),
       fit(objNlink, objs),
     );
+  }
+
+  /**
+   * The nodes the root reaches, breadth-first, children sorted by name: `order[n]` is the
+   * building row of final node n. Lets go of the hash and the parent and directory columns on
+   * the way (collected at once for a big tree, before the next columns are allocated).
+   */
+  private breadthFirst(big: boolean): { order: Int32Array; childFirst: Int32Array; childCount: Int32Array; parents: Int32Array; count: number } {
+    // Every live slot is a (parent, child) edge: group them by parent (counting sort).
+    const firstEdge = new Int32Array(this.nodes + 1);
+    const edges = this.groupEdges(firstEdge);
+    this.slotKey = this.slotVal = this.parent = new Int32Array(0);
+    this.isDir = new Uint8Array(0);
+    if (big) collectGarbage();
+    const order = new Int32Array(edges.length + 1);
+    const childFirst = new Int32Array(order.length);
+    const childCount = new Int32Array(order.length);
+    const parents = new Int32Array(order.length);
+    let count = 1;
+    order[0] = this.root;
+    parents[0] = -1;
+    const cmp = (a: number, b: number) => this.compareNames(a, b);
+    for (let n = 0; n < count; n++) {
+      const node = order[n];
+      const from = firstEdge[node];
+      const to = firstEdge[node + 1];
+      // Usually already in order (a tar lists a directory sorted); sorting allocates, checking does not.
+      let sorted = true;
+      for (let k = from + 1; k < to && sorted; k++) sorted = cmp(edges[k - 1], edges[k]) < 0;
+      if (!sorted) edges.subarray(from, to).sort(cmp);
+      childFirst[n] = count;
+      childCount[n] = to - from;
+      for (let k = from; k < to; k++) {
+        order[count] = edges[k];
+        parents[count++] = n;
+      }
+    }
+    return { order, childFirst, childCount, parents, count };
+  }
+
+  /** The live (parent, child) edges grouped by parent: `firstEdge[p]` is where parent p's start. */
+  private groupEdges(firstEdge: Int32Array): Int32Array {
+    const slotVal = this.slotVal;
+    const slotKey = this.slotKey;
+    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) firstEdge[this.parent[slotVal[i]] + 1]++;
+    for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
+    const edges = new Int32Array(firstEdge[this.nodes]);
+    // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
+    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[firstEdge[this.parent[slotVal[i]]]++] = slotVal[i];
+    for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
+    firstEdge[0] = 0;
+    return edges;
   }
 
   private compareNames(a: number, b: number): number {

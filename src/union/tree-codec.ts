@@ -3,9 +3,10 @@ import { Tree, type TreeColumns } from './tree';
 
 /*
  * A merged Tree as byte sections, for the index cache: each column is written as it sits in
- * memory (typed arrays, little-endian on every machine this runs on) and read back with one copy
- * per column, never entry by entry. (Copies, not views: a view would keep the whole file's buffer
- * alive beside the columns, and the copies cost about a millisecond per 4 MiB.) Decoding checks only what keeps every later access in
+ * memory (typed arrays, little-endian on every machine this runs on) and read back as views of
+ * the sections when each section has a buffer of its own (IndexCache.get reads them so), else
+ * with one copy per column (a view of a slice would keep the whole file's buffer alive beside
+ * the columns); never entry by entry. Decoding checks only what keeps every later access in
  * bounds (lengths, and that each number points where it may); it never walks names or paths.
  */
 
@@ -29,8 +30,12 @@ export function encodeTree(tree: Tree): Buffer[] {
   return [c.namePool, ...ORDER.map(([name]) => Buffer.from(c[name].buffer, c[name].byteOffset, c[name].byteLength))];
 }
 
+/** Whether `b` is all of its own buffer (IndexCache.get reads each section so): a view of it then holds nothing more. */
+const ownsBuffer = (b: Buffer) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+
 function column(Ctor: ColumnType, bytes: Buffer): Column {
   if (bytes.length % Ctor.BYTES_PER_ELEMENT !== 0) throw new Error('tree column has a partial element');
+  if (ownsBuffer(bytes)) return new (Ctor as unknown as new (b: ArrayBufferLike, o: number, n: number) => Column)(bytes.buffer, 0, bytes.length / Ctor.BYTES_PER_ELEMENT);
   const out = new Ctor(bytes.length / Ctor.BYTES_PER_ELEMENT);
   new Uint8Array(out.buffer).set(bytes);
   return out;
@@ -39,7 +44,7 @@ function column(Ctor: ColumnType, bytes: Buffer): Column {
 /** The tree over `layers` (the slots it was built on); throws when the sections cannot be it. */
 export function decodeTree(sections: Buffer[], layers: readonly TarIndex[]): Tree {
   if (sections.length !== ORDER.length + 1) throw new Error('not a tree snapshot');
-  const c = { namePool: Buffer.from(sections[0]) } as TreeColumns;
+  const c = { namePool: ownsBuffer(sections[0]) ? sections[0] : Buffer.from(sections[0]) } as TreeColumns;
   ORDER.forEach(([name, Ctor], i) => ((c as unknown as Record<string, Column>)[name] = column(Ctor, sections[i + 1])));
   checkBounds(c, layers);
   return Tree.fromColumns(layers, c);
