@@ -34,6 +34,7 @@ import { decodeSeekIndex } from '../src/compress/codecs';
 import { ZstdRandomAccess } from '../src/compress/zstd-seek';
 import { ImageView } from '../src/engine';
 import { EntryType } from '../src/tar/entry';
+import { TAR_INDEX_SECTIONS } from '../src/tar/tar-index-codec';
 import { describe, generateImage, genOptionsFrom } from './gen-image';
 import {
   BenchError, BIN, COMMON_OPTIONS, fmtBytes, fmtRate, fmtS, GiB, intOpt, loadNote, log, MiB, onCleanup, parse, runMain, scratchDir,
@@ -222,10 +223,12 @@ function cacheSizes(dir: string): { files: number; bytes: number; tarIndex: numb
     bytes += buf.length;
     const e = decodeEntry(buf);
     if (e.meta.what === 'layer index') {
-      tarIndex += e.sections[0].length;
-      if (e.sections[1]) {
-        seekIndex += e.sections[1].length;
-        const s = decodeSeekIndex(e.sections[1]);
+      // The tar index is TAR_INDEX_SECTIONS sections (a head and one per column); the seek index follows.
+      for (const sec of e.sections.slice(0, TAR_INDEX_SECTIONS)) tarIndex += sec.length;
+      const seek = e.sections[TAR_INDEX_SECTIONS];
+      if (seek) {
+        seekIndex += seek.length;
+        const s = decodeSeekIndex(seek);
         spans += s.kind === 'gzip' ? s.checkpoints.length : s.frames.length;
       }
     }
