@@ -151,39 +151,42 @@ describe('compressed layers', () => {
     });
   });
 
-  it('the index cache: a second open reuses it, a changed archive misses it, a corrupt entry is rebuilt', async () => {
-    const p = file();
-    const spec = (text: string) => ({ layout: 'oci-archive' as const, images: [{ layers: [{ compression: 'gzip' as const, entries: [{ path: 'v.txt', content: text }] }] }] });
-    await buildArchive(p, spec('one'));
-    const cacheDir = path.join(work, `cache-${n++}`);
-    const notes: string[] = [];
-    const cache = () => new IndexCache(cacheDir, (m) => notes.push(m));
-    const first = await open(p, { cache: cache() });
-    assert.equal((await first.readFile(first.merged, first.merged.lookup('v.txt'))).toString(), 'one');
-    await first.close();
-    const files = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? files(path.join(dir, d.name)) : [path.join(dir, d.name)]));
-    const entries = files(cacheDir).filter((f) => f.endsWith('.idx'));
-    assert.equal(entries.length, 1);
-    const stamp = fs.statSync(entries[0]).mtimeMs;
-    const second = await open(p, { cache: cache() });
-    await second.close();
-    assert.equal(fs.statSync(entries[0]).mtimeMs, stamp, 'a hit does not rewrite the entry');
-    // A different archive at the same path: the layer is another blob, so another key.
-    await buildArchive(p, spec('two'));
-    const third = await open(p, { cache: cache() });
-    assert.equal((await third.readFile(third.merged, third.merged.lookup('v.txt'))).toString(), 'two');
-    await third.close();
-    // Corrupt every entry: each is noticed, dropped and rebuilt; the answer stays right.
-    for (const f of files(cacheDir).filter((x) => x.endsWith('.idx'))) {
-      const b = fs.readFileSync(f);
-      b[Math.floor(b.length / 2)] ^= 0xff;
-      fs.writeFileSync(f, b);
-    }
-    const fourth = await open(p, { cache: cache() });
-    assert.equal((await fourth.readFile(fourth.merged, fourth.merged.lookup('v.txt'))).toString(), 'two');
-    await fourth.close();
-    assert.ok(notes.some((m) => /checksum mismatch; rebuilding it/.test(m)), notes.join('\n'));
-  });
+  // oci-archive claims each blob's digest; a legacy docker save claims none (only diff_ids).
+  for (const layout of ['oci-archive', 'docker-legacy'] as const) {
+    it(`the index cache (${layout}): a second open reuses it, a changed archive misses it, a corrupt entry is rebuilt`, async () => {
+      const p = file();
+      const spec = (text: string) => ({ layout, images: [{ layers: [{ compression: 'gzip' as const, entries: [{ path: 'v.txt', content: text }] }] }] });
+      await buildArchive(p, spec('one'));
+      const cacheDir = path.join(work, `cache-${n++}`);
+      const notes: string[] = [];
+      const cache = () => new IndexCache(cacheDir, (m) => notes.push(m));
+      const first = await open(p, { cache: cache() });
+      assert.equal((await first.readFile(first.merged, first.merged.lookup('v.txt'))).toString(), 'one');
+      await first.close();
+      const files = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? files(path.join(dir, d.name)) : [path.join(dir, d.name)]));
+      const entries = files(cacheDir).filter((f) => f.endsWith('.idx'));
+      assert.equal(entries.length, 1);
+      const stamp = fs.statSync(entries[0]).mtimeMs;
+      const second = await open(p, { cache: cache() });
+      await second.close();
+      assert.equal(fs.statSync(entries[0]).mtimeMs, stamp, 'a hit does not rewrite the entry');
+      // A different archive at the same path: the layer is another blob, so another key.
+      await buildArchive(p, spec('two'));
+      const third = await open(p, { cache: cache() });
+      assert.equal((await third.readFile(third.merged, third.merged.lookup('v.txt'))).toString(), 'two');
+      await third.close();
+      // Corrupt every entry: each is noticed, dropped and rebuilt; the answer stays right.
+      for (const f of files(cacheDir).filter((x) => x.endsWith('.idx'))) {
+        const b = fs.readFileSync(f);
+        b[Math.floor(b.length / 2)] ^= 0xff;
+        fs.writeFileSync(f, b);
+      }
+      const fourth = await open(p, { cache: cache() });
+      assert.equal((await fourth.readFile(fourth.merged, fourth.merged.lookup('v.txt'))).toString(), 'two');
+      await fourth.close();
+      assert.ok(notes.some((m) => /checksum mismatch; rebuilding it/.test(m)), notes.join('\n'));
+    });
+  }
 
   it('a single-frame zstd layer gets a decompressed copy in the cache folder, said once', async () => {
     const big = payload(10 * 1024 * 1024, 11);

@@ -56,8 +56,9 @@ export interface IndexLayerOptions {
  * layer is hashed during its index pass, which reads every byte anyway, and its index is stored
  * under the digest the bytes really have; lookups use the digest the manifest claims, so an
  * index is found only by archives claiming what a pass proved. An uncompressed layer is not read
- * whole, so its index is also tied to this archive file (path, size, mtime): it serves later
- * mounts of the same archive, never another one.
+ * whole, and an archive may claim no digest for a layer at all (legacy docker save), so such an
+ * index is tied to this archive file instead (path, size, mtime): it serves later mounts of the
+ * same archive, never another one.
  */
 
 export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexer: TarIndexer, opts: IndexLayerOptions = {}): Promise<IndexedLayer> {
@@ -100,9 +101,12 @@ async function cacheKeys(files: ArchiveFiles, d: LayerDescriptor, kind: Compress
   const sample = await sampleDigest(blob);
   const provenKey = (digest: string) => cacheKey({ kind: 'layer', digest, compression: kind, sample });
   const archiveKey = cacheKey({ kind: 'layer', id: d.digest ?? d.diffId, compression: kind, sample, archive: files.cacheIdentity ?? path.resolve(files.location), stamp: files.stamp, blob: d.blobPath });
+  // With nothing claimed (a legacy docker save names no blob digests) the lookup can only be the
+  // archive's key, so that is where the index must go too: filed by the digest the pass proved,
+  // no later mount of this archive would find it, and every mount would pass again.
   return {
     lookup: claimed ? provenKey(claimed) : archiveKey,
-    store: (proven) => (proven ? provenKey(proven) : archiveKey),
+    store: (proven) => (claimed && proven ? provenKey(proven) : archiveKey),
     meta: { what: 'layer index', diffId: d.diffId },
   };
 }
