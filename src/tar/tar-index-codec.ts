@@ -113,13 +113,20 @@ function readHead(sections: readonly Buffer[]): { count: number; poolLen: number
 export function tarIndexFromSections(sections: readonly Buffer[]): TarIndex {
   const { count, poolLen, slashes } = readHead(sections);
   const { pool, pathStart } = tarIndexPaths(sections);
-  const extras = extrasFromJson(sections[0].toString('utf8', 24));
   const cols = COLUMNS.slice(1).map(([Ctor, n], i) => column(Ctor, sections[3 + i], n(count)));
-  const [types, modes, uids, gids, sizes, mtimes, mtimeNsecs, dataOffsets] = cols;
+  // An upper bound only (inode ranges): a damaged count could at worst overlap ranges, so it is
+  // held to what the pool can have.
+  if (slashes > poolLen) throw new Error('tar index slash count is inconsistent');
+  return indexOf(count, pool, [pathStart, ...cols], extrasFromJson(sections[0].toString('utf8', 24)), slashes);
+}
+
+/** A TarIndex over `columns` in COLUMNS' order, already checked against `count`. */
+function indexOf(count: number, pool: Buffer, columns: Column[], extras: Map<number, EntryExtras>, slashes: number): TarIndex {
+  const [pathStart, types, modes, uids, gids, sizes, mtimes, mtimeNsecs, dataOffsets] = columns;
   const ix = new TarIndex(
     count,
     pool,
-    pathStart,
+    pathStart as Uint32Array,
     types as Uint8Array,
     modes as Uint16Array,
     uids as Uint32Array,
@@ -130,9 +137,6 @@ export function tarIndexFromSections(sections: readonly Buffer[]): TarIndex {
     dataOffsets as Float64Array,
     extras,
   );
-  // An upper bound only (inode ranges): a damaged count could at worst overlap ranges, so it is
-  // held to what the pool can have.
-  if (slashes > poolLen) throw new Error('tar index slash count is inconsistent');
   ix.knownSlashCount(slashes);
   return ix;
 }
@@ -163,35 +167,9 @@ export function toMovable(ix: TarIndex): { movable: MovableTarIndex; transfer: A
 }
 
 export function fromMovable(m: MovableTarIndex): TarIndex {
-  const [pathStart, types, modes, uids, gids, sizes, mtimes, mtimeNsecs, dataOffsets] = m.columns;
-  const kinds: Array<[Column, new (n: number) => Column, number]> = [
-    [pathStart, Uint32Array, m.count + 1],
-    [types, Uint8Array, m.count],
-    [modes, Uint16Array, m.count],
-    [uids, Uint32Array, m.count],
-    [gids, Uint32Array, m.count],
-    [sizes, Float64Array, m.count],
-    [mtimes, Float64Array, m.count],
-    [mtimeNsecs, Uint32Array, m.count],
-    [dataOffsets, Float64Array, m.count],
-  ];
-  if (m.columns.length !== kinds.length || kinds.some(([c, Ctor, n]) => !(c instanceof Ctor) || c.length !== n)) throw new Error('moved tar index has the wrong columns');
+  const wrong = m.columns.length !== COLUMNS.length || COLUMNS.some(([Ctor, n], i) => !(m.columns[i] instanceof Ctor) || m.columns[i].length !== n(m.count));
+  if (wrong) throw new Error('moved tar index has the wrong columns');
   const pool = Buffer.from(m.pool.buffer, m.pool.byteOffset, m.pool.byteLength);
-  if ((pathStart as Uint32Array)[m.count] !== pool.length) throw new Error('moved tar index path table is inconsistent');
-  const ix = new TarIndex(
-    m.count,
-    pool,
-    pathStart as Uint32Array,
-    types as Uint8Array,
-    modes as Uint16Array,
-    uids as Uint32Array,
-    gids as Uint32Array,
-    sizes as Float64Array,
-    mtimes as Float64Array,
-    mtimeNsecs as Uint32Array,
-    dataOffsets as Float64Array,
-    extrasFromJson(m.extras),
-  );
-  ix.knownSlashCount(m.slashes);
-  return ix;
+  if ((m.columns[0] as Uint32Array)[m.count] !== pool.length) throw new Error('moved tar index path table is inconsistent');
+  return indexOf(m.count, pool, m.columns, extrasFromJson(m.extras), m.slashes);
 }
