@@ -1,12 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
+import { collectGarbage } from '../src/io/collect-garbage';
 import { buildTree, type BuildOptions } from '../src/union/build';
 import { EntryType } from '../src/tar/entry';
 import { TarIndexBuilder, type TarIndex } from '../src/tar/tar-index';
 import type { Tree } from '../src/union/tree';
 import { buildTree as referenceBuild } from './helpers/union-reference';
+import { prng } from './helpers/hostile-build';
 
 /*
  * The union build works on typed-array columns and a hash of (parent, name) instead of a Map per
@@ -16,18 +17,6 @@ import { buildTree as referenceBuild } from './helpers/union-reference';
  * directory, a directory over a file, duplicates, whiteouts and opaque markers of lower and own
  * paths, hard links to files, directories, absent and lower-layer targets, odd slashes.
  */
-
-/** A deterministic generator (mulberry32), so a failure names its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = ['a', 'b', 'c', 'ab', 'B', '\xe9', '.wh.a', '.wh.b', '.wh.c', '.wh..wh..opq', '.wh.', '.wh..wh.plnk', ''];
 
@@ -74,7 +63,7 @@ function assertSame(layers: TarIndex[], apply: number[], opts: BuildOptions, wha
 describe('union build (columns) agrees with the reference build', () => {
   it('random layers, merged and single, all and some layers applied', () => {
     for (let seed = 1; seed <= 300; seed++) {
-      const next = rng(seed);
+      const next = prng(seed);
       const layers = Array.from({ length: 1 + Math.floor(next() * 4) }, () => randomLayer(next, 1 + Math.floor(next() * 40)));
       const all = layers.map((_, i) => i);
       assertSame(layers, all, { mode: 'merged' }, `seed ${seed}, merged`);
@@ -91,7 +80,7 @@ describe('union build (columns) agrees with the reference build', () => {
 
   it('a directory of 50,000 names, some of them bytes above 0x7f, sorts and numbers the same', () => {
     const b = new TarIndexBuilder();
-    const next = rng(7);
+    const next = prng(7);
     b.add({ path: 'big', type: EntryType.Directory, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, mtimeNsec: 0, dataOffset: 0, storedSize: 0 });
     for (let i = 0; i < 50_000; i++) {
       const name = `${String.fromCharCode(0x21 + Math.floor(next() * 0xde))}${i.toString(36)}`.replace('/', '_');
@@ -103,9 +92,6 @@ describe('union build (columns) agrees with the reference build', () => {
   });
 
   it('builds without a JS object per entry: the heap does not grow with the tree (the reference build\'s does)', (t) => {
-    // A full collection between measures, so what is counted is what the build keeps alive while it runs.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
     const entries = 300_000;
     const b = new TarIndexBuilder();
     for (let i = 0; i < entries; i++) {
@@ -115,7 +101,8 @@ describe('union build (columns) agrees with the reference build', () => {
     const layer = b.finish();
     // Growth of V8's heap (objects, strings, Maps) across a build, per entry; typed-array columns live outside it.
     const heapGrowth = (build: typeof buildTree) => {
-      gc();
+      // A full collection first, so what is counted is what the build keeps alive while it runs.
+      collectGarbage();
       const before = v8.getHeapStatistics().total_heap_size;
       const built = build([layer], [0], { mode: 'merged' });
       const grown = v8.getHeapStatistics().total_heap_size - before;

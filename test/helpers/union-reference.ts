@@ -9,33 +9,13 @@ import type { TarIndex } from '../../src/tar/tar-index';
 import { Tree, type NodeSource } from '../../src/union/tree';
 import { whiteoutMeaning } from '../../src/union/whiteout';
 import { warning, type Warning } from '../../src/warnings';
-
+import type { BuildOptions, BuiltTree } from '../../src/union/build';
 
 interface MutableNode {
   name: string;
   obj: NodeSource;
   /** Present exactly when the node is a directory. */
   children?: Map<string, MutableNode>;
-}
-
-export interface BuildOptions {
-  /**
-   * 'merged' applies the OCI layer rules (whiteouts delete from lower layers and are hidden);
-   * 'single' shows one layer as its tar has it, whiteout markers included.
-   */
-  mode: 'merged' | 'single';
-  /** Names the layer in warnings, by slot. */
-  layerName?: (slot: number) => string;
-  /**
-   * A hard link whose target is not in the tree built so far resolves here ('single' mode: a
-   * lower layer holds the target); returns the target's file object or undefined.
-   */
-  resolveOutside?: (path: string) => NodeSource | undefined;
-}
-
-export interface BuiltTree {
-  tree: Tree;
-  warnings: Warning[];
 }
 
 const implied = (layerSlot: number): NodeSource => ({ layerSlot, entry: -1 });
