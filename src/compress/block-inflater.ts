@@ -11,7 +11,12 @@
  * bytes, boundaries and bit counts: test/block-inflater.test.ts holds them to each other.
  */
 import * as path from 'node:path';
-import * as pako from 'pako';
+import type * as Pako from 'pako';
+
+// pako loads only where the addon is missing (or OCIMOUNT_INFLATE=pako asks for it).
+let pakoModule: typeof Pako | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pako = (): typeof Pako => (pakoModule ??= require('pako') as typeof Pako);
 
 export const Z_OK = 0;
 export const Z_STREAM_END = 1;
@@ -113,7 +118,8 @@ class NativeBlockInflater implements BlockInflater {
 
 class PakoBlockInflater implements BlockInflater {
   readonly kind = 'pako';
-  private readonly strm = new pako.ZStream();
+  private readonly pako = pako();
+  private readonly strm = new this.pako.ZStream();
   private inputRef: Uint8Array | undefined;
   private inputView: Uint8Array = new Uint8Array(0);
   ret = Z_OK;
@@ -122,11 +128,11 @@ class PakoBlockInflater implements BlockInflater {
   dataType = 0;
 
   constructor() {
-    const rc = pako.zlibInflateInit2(this.strm, -15);
-    if (rc !== pako.Z_OK) throw new Error(`gzip: inflateInit2 failed (${rc})`);
+    const rc = this.pako.zlibInflateInit2(this.strm, -15);
+    if (rc !== this.pako.Z_OK) throw new Error(`gzip: inflateInit2 failed (${rc})`);
   }
   reset(): void {
-    pako.zlibInflateReset(this.strm);
+    this.pako.zlibInflateReset(this.strm);
   }
   step(input: Uint8Array, inOff: number, inLen: number, output: Uint8Array, outOff: number, outLen: number): void {
     const strm = this.strm;
@@ -142,7 +148,7 @@ class PakoBlockInflater implements BlockInflater {
     strm.output = output as Uint8Array<ArrayBuffer>; // pako only writes into it
     strm.next_out = outOff;
     strm.avail_out = outLen;
-    this.ret = pako.zlibInflate(strm, pako.Z_BLOCK);
+    this.ret = this.pako.zlibInflate(strm, this.pako.Z_BLOCK);
     this.used = strm.next_in - inOff;
     this.made = strm.next_out - outOff;
     this.dataType = strm.data_type;
