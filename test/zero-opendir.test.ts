@@ -23,7 +23,7 @@ interface Report {
 
 /** Starts test/helpers/dir-tree-server in a child; resolves once it is mounted. */
 async function startServer(mnt: string, zero: boolean): Promise<{ server: ChildProcess; report: () => Promise<Report>; stop: () => Promise<void> }> {
-  const server = spawn(process.execPath, [path.join(__dirname, 'helpers', 'dir-tree-server.js'), mnt], {
+  const server = spawn(process.execPath, [path.join(__dirname, 'helpers', 'dir-tree-server.js'), mnt, String(DIRS), String(BIG)], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, OCIMOUNT_FUSE_ZERO_OPENDIR: zero ? '1' : '0' },
   });

@@ -1,14 +1,14 @@
 /*
  * A minimal server on the project's native fork serving a made-up tree of directories, for
- * test/zero-opendir.test.ts: /d000../d059 (ten files and a `sub` folder of three each) and
- * /big (5,000 entries, so the kernel lists it in many READDIRs). Every listing is answered by
+ * test/zero-opendir.test.ts: /d000../d<DIRS-1> (ten files and a `sub` folder of three each) and
+ * /big (BIG entries, so that the kernel lists it in many READDIRs). Every listing is answered by
  * JS (no answer cache), so the number of JS readdir calls per path shows how often libfuse built
  * each listing. Prints "ready" once mounted; a line "report" on stdin prints one JSON line
  * {"readdirCalls": {path: n}, "counters": {...}}; SIGTERM unmounts and exits.
  * OCIMOUNT_FUSE_ZERO_OPENDIR=0 keeps the kernel's OPENDIR/RELEASEDIR round trips.
  * Run it as a child process: I/O on a mount from the process serving it deadlocks.
  *
- * Usage: dir-tree-server MOUNTPOINT
+ * Usage: dir-tree-server MOUNTPOINT DIRS BIG
  */
 import * as readline from 'node:readline';
 import { loadFuse, type FuseInstance } from '../../src/fuse/mount';
@@ -16,10 +16,9 @@ import { statArray } from '../../src/fuse/ops';
 import { EntryType } from '../../src/tar/entry';
 
 type Cb = (...args: any[]) => void;
-const [mnt] = process.argv.slice(2);
-
-export const DIRS = 60;
-export const BIG = 5000;
+const [mnt, dirsArg, bigArg] = process.argv.slice(2);
+const DIRS = Number(dirsArg);
+const BIG = Number(bigArg);
 const dirNames = Array.from({ length: DIRS }, (_, i) => `d${String(i).padStart(3, '0')}`);
 const bigNames = Array.from({ length: BIG }, (_, i) => `entry-with-a-longish-name-${String(i).padStart(5, '0')}`);
 
