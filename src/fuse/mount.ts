@@ -36,7 +36,11 @@ export interface FuseInstance {
   /** Caches a packed listing natively before it is asked for (see native/fuse/index.js); false: not taken. */
   prime(path: string, names: Uint8Array, stats: Uint32Array): boolean;
 }
-export type FuseConstructor = new (mnt: string, ops: object, opts: object) => FuseInstance;
+/** The fork's class, with its process-wide memory hooks (native/fuse/index.js). */
+export type FuseConstructor = (new (mnt: string, ops: object, opts: object) => FuseInstance) & {
+  returnFreedMemory?: () => void;
+  trimMemory?: () => void;
+};
 
 /**
  * Loads the fork, turning a missing build or a missing libfuse into one line of advice instead
@@ -60,19 +64,17 @@ export function loadFuse(): FuseConstructor {
   }
 }
 
-type MemoryHooks = { returnFreedMemory?: () => void; trimMemory?: () => void };
-
 /**
  * For the serving process, before it indexes: large blocks it frees go back to the system
  * instead of staying in malloc's heap (native/fuse, fuse_native_malloc_returnable).
  */
 export function returnFreedMemory(): void {
-  (loadFuse() as unknown as MemoryHooks).returnFreedMemory?.();
+  loadFuse().returnFreedMemory?.();
 }
 
 /** Hands what is free in malloc's heap back to the system (after a garbage collection). */
 export function trimMemory(): void {
-  (loadFuse() as unknown as MemoryHooks).trimMemory?.();
+  loadFuse().trimMemory?.();
 }
 
 export function findFusermount(): string | undefined {
