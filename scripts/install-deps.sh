@@ -43,5 +43,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 # npm ci builds the addon (the package's install script); a tree installed before it existed
 # has none yet.
-[ -f native/fuse/build/Release/ocimount_fuse.node ] && [ -f native/inflate/build/Release/ocimount_inflate.node ] || npm run build:native --silent
+[ -f native/fuse/build/Release/ocimount_fuse.node ] && [ -f native/inflate/build/Release/ocimount_inflate.node ] && [ -f native/tarscan/build/Release/ocimount_tarscan.node ] || npm run build:native --silent
 npm run build --silent

@@ -1,3 +1,4 @@
+import { nativeTarScanAvailable } from './tar/native-scan';
 import * as fs from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
@@ -49,11 +50,13 @@ export interface OpenOptions extends ImageSelector {
  * Workers pay off only with a core to spare: each starts its own Node environment and warms its
  * own JIT (more CPU, and ~100 MiB more memory for two passes), which on a machine whose cores are
  * already busy made the open no faster in bench/README.md's runs. `variable` is for tests and
- * measurements (0: every layer on a worker; a huge value: none).
+ * measurements (0: every layer on a worker; a huge value: none). `byDefault` false: none
+ * unless the variable asks.
  */
-function workerMinBytes(variable: string): number | undefined {
+function workerMinBytes(variable: string, byDefault = true): number | undefined {
   const set = Number(process.env[variable]);
   if (process.env[variable] !== undefined && Number.isFinite(set) && set >= 0) return set;
+  if (!byDefault) return undefined;
   const cores = availableParallelism();
   return cores > 1 && loadavg()[0] + 1 <= cores ? 4 * 1024 * 1024 : undefined;
 }
@@ -146,7 +149,9 @@ export class ImageView {
       readAhead: true,
       log: opts.onNote,
       onProgress: opts.onProgress,
-      scanWorkerMinBytes: workerMinBytes('OCIMOUNT_SCAN_WORKER_MIN_BYTES'),
+      // The native header scan indexes a layer here faster than a worker starts (about 1 us a
+      // header): workers scan only where it is missing.
+      scanWorkerMinBytes: workerMinBytes('OCIMOUNT_SCAN_WORKER_MIN_BYTES', !nativeTarScanAvailable()),
       passWorkerMinBytes: workerMinBytes('OCIMOUNT_PASS_WORKER_MIN_BYTES'),
     });
     // Every layer is indexed at once: plain layers scan and compressed ones pass side by side

@@ -37,14 +37,17 @@ describe('npm pack, npm install -g, npx', { skip: process.env.OCIMOUNT_SKIP_INST
     const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = info.files.map((f) => f.path);
     assert.ok(files.includes('bin/ocimount') && files.includes('dist/src/cli/main.js') && files.includes('native/fuse/fuse-native.c'));
-    assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('src/') || f.startsWith('test/') || f.startsWith('native/fuse/build/')), 'built output and addon sources only');
+    assert.ok(files.includes('native/inflate/inflate.c') && files.includes('native/tarscan/tarscan.c'), 'every addon\'s source is packed');
+    assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('src/') || f.startsWith('test/') || /^native\/[^/]+\/build\//.test(f)), 'built output and addon sources only');
 
     const prefix = path.join(work, 'prefix');
     const install = await sh('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', path.join(work, info.filename)], { cwd: work, env: { npm_config_cache: path.join(work, 'cache') } });
     assert.equal(install.code, 0, install.stderr);
     const pkg = path.join(prefix, 'lib', 'node_modules', 'ocimount');
     assert.ok(!fs.existsSync(path.join(pkg, 'node_modules', 'typescript')), 'no TypeScript compiler needed or installed');
-    assert.ok(fs.existsSync(path.join(pkg, 'native', 'fuse', 'build', 'Release', 'ocimount_fuse.node')), 'the addon was built on install');
+    for (const [addon, file] of [['fuse', 'ocimount_fuse.node'], ['inflate', 'ocimount_inflate.node'], ['tarscan', 'ocimount_tarscan.node']]) {
+      assert.ok(fs.existsSync(path.join(pkg, 'native', addon, 'build', 'Release', file)), `the ${addon} addon was built on install`);
+    }
 
     const bin = path.join(prefix, 'bin', 'ocimount');
     const v = await run(bin, ['--version']);

@@ -184,7 +184,7 @@ export class TarIndexer {
       const range = stored.fileRange?.();
       const min = this.opts.scanWorkerMinBytes;
       if (range && min !== undefined && stored.size >= min) return { scan: await scanTarInWorker(range.file, range.start, stored.size, what) };
-      return { scan: await scanTar(stored, what) };
+      return { scan: await scanTar(stored, what, range && { file: { fd: range.file.fd, start: range.start, size: stored.size } }) };
     }
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
     const input = stored.sequentialReader?.() ?? stored;

@@ -47,7 +47,7 @@ function rangeSource(job: Job): ScanSource {
 
 async function runJob(job: Job): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> {
   try {
-    const scan = await scanTar(rangeSource(job), job.what);
+    const scan = await scanTar(rangeSource(job), job.what, { file: { fd: job.fd, start: job.start, size: job.size } });
     const { movable, transfer } = toMovable(scan.index);
     const reply: Reply = { index: movable, warnings: scan.warnings, endOffset: scan.endOffset, issues: scan.issues, truncation: scan.truncation };
     return { reply, transfer };

@@ -8,6 +8,7 @@ import { displayName } from '../names';
 import { warning, type Warning, type WarningCode } from '../warnings';
 import { TarIndexBuilder, type TarIndex } from './tar-index';
 import { WindowReader } from './window-reader';
+import { NativeHeaderRun, type FileStretch } from './native-scan';
 
 /** A scanned tar stream: its index and what a user should hear about it. */
 export interface TarStreamScan {
@@ -56,9 +57,20 @@ interface Pending {
   longLink?: string;
 }
 
+/** Where a scan runs and what it may use. */
+export interface ScanOptions {
+  /** Put on every warning. */
+  layer?: string;
+  /**
+   * Where the stream's bytes sit in a file this process has open, when they do (an uncompressed
+   * layer): runs of plain headers are then indexed by the native scan (native-scan.ts).
+   */
+  file?: FileStretch;
+}
+
 /** scanTarStream with the warnings as text as well (see TarScan). */
-export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
-  const scan = await scanTarStream(src, what);
+export async function scanTar(src: ScanSource, what: string, opts: ScanOptions = {}): Promise<TarScan> {
+  const scan = await scanTarStream(src, what, opts);
   return { index: scan.index, warnings: scan.warnings.map((w) => w.text), endOffset: scan.endOffset, issues: scan.warnings, truncation: scan.truncation };
 }
 
@@ -66,11 +78,12 @@ export async function scanTar(src: ScanSource, what: string): Promise<TarScan> {
  * Walks a tar stream header by header and records where each member's data lies, without
  * reading the data: after a header it jumps over the padded data to the next header. Reads
  * always move forward, so the same walk works over a decompressor that can only go forward.
- * `what` names the stream in messages ("layer sha256:ab12…"); `layer`, when given, is put on
- * every warning.
+ * `what` names the stream in messages ("layer sha256:ab12…").
  */
-export async function scanTarStream(src: ScanSource, what: string, where: { layer?: string } = {}): Promise<TarStreamScan> {
+export async function scanTarStream(src: ScanSource, what: string, opts: ScanOptions = {}): Promise<TarStreamScan> {
+  const where = opts.layer !== undefined ? { layer: opts.layer } : {};
   const builder = new TarIndexBuilder();
+  const native = opts.file && NativeHeaderRun.over(opts.file);
   const warnings: Warning[] = [];
   let truncation: string | undefined;
   const warn = (code: WarningCode, text: string, entry?: string) => warnings.push(warning(code, `${what}: ${text}`, { ...where, entry }));
@@ -90,6 +103,8 @@ export async function scanTarStream(src: ScanSource, what: string, where: { laye
   let pending: Pending = { pax: [] };
   let pos = 0;
   for (;;) {
+    // No extension header waits for a member: plain members from here on are the native scan's.
+    if (native && !pending.pax.length && pending.longName === undefined && pending.longLink === undefined) pos = native.run(builder, pos);
     const block = await reader.block(pos);
     const n = block.length;
     if (n === 0) break; // no end-of-archive blocks: tolerated, as GNU tar does

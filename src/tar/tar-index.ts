@@ -154,6 +154,21 @@ export class TarIndex {
   }
 }
 
+/** A builder's columns as openColumns hands them to an in-place writer. */
+export interface AppendableColumns {
+  pool: Buffer;
+  poolUsed: number;
+  pathStart: Uint32Array;
+  types: Uint8Array;
+  modes: Uint16Array;
+  uids: Uint32Array;
+  gids: Uint32Array;
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  mtimeNsecs: Uint32Array;
+  dataOffsets: Float64Array;
+}
+
 /** Appends rows, doubling its columns as needed, then hands out a right-sized TarIndex. */
 export class TarIndexBuilder {
   private count = 0;
@@ -174,12 +189,7 @@ export class TarIndexBuilder {
   add(e: TarEntry): number {
     if (this.count === this.capacity) this.grow();
     const i = this.count++;
-    const needed = e.path.length;
-    while (this.poolUsed + needed > this.pool.length) {
-      const bigger = Buffer.allocUnsafe(this.pool.length * 2);
-      this.pool.copy(bigger, 0, 0, this.poolUsed);
-      this.pool = bigger;
-    }
+    this.growPool(e.path.length);
     this.poolUsed += this.pool.write(e.path, this.poolUsed, 'latin1');
     this.pathStart[i + 1] = this.poolUsed;
     this.types[i] = e.type;
@@ -203,6 +213,54 @@ export class TarIndexBuilder {
     }
     if (Object.keys(x).length) this.extras.set(i, x);
     return i;
+  }
+
+  /** Rows added so far. */
+  get rows(): number {
+    return this.count;
+  }
+
+  /**
+   * The columns, with room for at least `rows` more rows and `poolBytes` more path bytes, for a
+   * writer that appends rows in place (the native header scan, src/tar/native-scan.ts); it then
+   * reports what it wrote with appended(). Valid until the next call that adds rows.
+   */
+  openColumns(rows: number, poolBytes: number): AppendableColumns {
+    while (this.count + rows > this.capacity) this.grow();
+    this.growPool(poolBytes);
+    return {
+      pool: this.pool,
+      poolUsed: this.poolUsed,
+      pathStart: this.pathStart,
+      types: this.types,
+      modes: this.modes,
+      uids: this.uids,
+      gids: this.gids,
+      sizes: this.sizes,
+      mtimes: this.mtimes,
+      mtimeNsecs: this.mtimeNsecs,
+      dataOffsets: this.dataOffsets,
+    };
+  }
+
+  /**
+   * Takes the rows written through openColumns: the row count and pool use after them, and
+   * the link targets of those rows (symlinks and hard links, as add() keeps them).
+   */
+  appended(rows: number, poolUsed: number, links: Iterable<[row: number, linkname: string]>): void {
+    if (rows < this.count || rows > this.capacity || poolUsed < this.poolUsed || poolUsed > this.pool.length) throw new Error('appended rows do not fit the columns');
+    this.count = rows;
+    this.poolUsed = poolUsed;
+    for (const [row, linkname] of links) this.extras.set(row, { linkname });
+  }
+
+  private growPool(more: number): void {
+    if (this.poolUsed + more <= this.pool.length) return;
+    let size = this.pool.length * 2;
+    while (this.poolUsed + more > size) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.pool.copy(bigger, 0, 0, this.poolUsed);
+    this.pool = bigger;
   }
 
   private grow(): void {
