@@ -61,6 +61,9 @@ function columns(ix: TarIndex) {
     nsecs: Array.from(ix.mtimeNsecs),
     offsets: Array.from(ix.dataOffsets),
     extras: [...ix.extras],
+    // Counted as rows arrive (by the addon for its rows): it must match the pool's own count.
+    slashes: ix.slashCount(),
+    poolSlashes: ix.pathPool.toString('latin1').split('/').length - 1,
   };
 }
 
@@ -81,7 +84,9 @@ function assertSame(js: Outcome, native: Outcome, what: string): void {
     assert.deepEqual(native, js, what);
     return;
   }
-  assert.deepEqual(columns(native.scan.index), columns(js.scan.index), `${what}: index`);
+  const [n, j] = [columns(native.scan.index), columns(js.scan.index)];
+  assert.deepEqual(n, j, `${what}: index`);
+  assert.equal(n.slashes, n.poolSlashes, `${what}: slash count`);
   assert.deepEqual(native.scan.warnings, js.scan.warnings, `${what}: warnings`);
   assert.equal(native.scan.endOffset, js.scan.endOffset, `${what}: end`);
   assert.equal(native.scan.truncation, js.scan.truncation, `${what}: truncation`);

@@ -24,8 +24,9 @@
  *     columns, the index builder's arrays (src/tar/tar-index.ts), in this order: path pool,
  *     path starts, types, modes, uids, gids, sizes, mtimes, mtime nanoseconds, data offsets,
  *     link pool, link rows (Uint32Array of [row, start, end] triples);
- *     state in: [pos, rows, path pool used, links, link pool used, -]; out: the same after the
- *     run, and [5] why it stopped: 0 at a header JavaScript must read, 1 out of room.
+ *     state in: [pos, rows, path pool used, links, link pool used, -, slashes]; out: the same
+ *     after the run (slashes: in the paths it wrote), and [5] why it stopped: 0 at a header
+ *     JavaScript must read, 1 out of room.
  * Bytes of JavaScript memory are only touched during the call.
  */
 #include <errno.h>
@@ -234,7 +235,7 @@ static napi_value scan(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &base) != napi_ok ||
       napi_get_value_double(env, argv[2], &size) != napi_ok || !get_columns(env, argv[3], cols) ||
       napi_get_typedarray_info(env, argv[4], &type, &state_len, (void **)&state, &ab, &offset) != napi_ok ||
-      type != napi_float64_array || state_len < 6) {
+      type != napi_float64_array || state_len < 7) {
     napi_throw_type_error(env, NULL, "ocimount_tarscan: bad arguments");
     return NULL;
   }
@@ -249,6 +250,7 @@ static napi_value scan(napi_env env, napi_callback_info info) {
   }
   double pos = state[0];
   size_t row = (size_t)state[1], used = (size_t)state[2], links = (size_t)state[3], link_used = (size_t)state[4];
+  double slashes = state[6];
   int why = STOP_HEADER;
   uint8_t b[BLOCK];
   member m;
@@ -261,6 +263,7 @@ static napi_value scan(napi_env env, napi_callback_info info) {
     if (pos + BLOCK > size || !read_block(fd, b, base + pos) || !take(b, &m)) break;
     double data_start = pos + BLOCK;
     if (data_start + m.data_size > size) break; /* cut short: JavaScript reports the truncation */
+    for (int k = 0; k < m.path_len; k++) slashes += m.path[k] == '/';
     memcpy(pool + used, m.path, (size_t)m.path_len);
     used += (size_t)m.path_len;
     starts[row + 1] = (uint32_t)used;
@@ -289,6 +292,7 @@ static napi_value scan(napi_env env, napi_callback_info info) {
   state[3] = (double)links;
   state[4] = (double)link_used;
   state[5] = why;
+  state[6] = slashes;
   return NULL;
 }
 

@@ -57,7 +57,7 @@ const OUT_OF_ROOM = 1;
 export class NativeHeaderRun {
   private readonly linkPool = Buffer.allocUnsafe(LINK_ROOM);
   private readonly linkRows = new Uint32Array(3 * 1024);
-  private readonly state = new Float64Array(6);
+  private readonly state = new Float64Array(7);
 
   private constructor(
     private readonly scanner: TarScanAddon,
@@ -84,9 +84,10 @@ export class NativeHeaderRun {
       state[2] = c.poolUsed;
       state[3] = 0;
       state[4] = 0;
+      state[6] = 0;
       const columns = [c.pool, c.pathStart, c.types, c.modes, c.uids, c.gids, c.sizes, c.mtimes, c.mtimeNsecs, c.dataOffsets, this.linkPool, this.linkRows];
       this.scanner.scan(fd, start, size, columns, state);
-      builder.appended(state[1], state[2], this.links(state[3]));
+      builder.appended(state[1], state[2], state[6], this.links(state[3]));
       pos = state[0];
       if (state[5] !== OUT_OF_ROOM) return pos;
     }

@@ -185,12 +185,15 @@ export class TarIndexBuilder {
   private mtimeNsecs = new Uint32Array(this.capacity);
   private dataOffsets = new Float64Array(this.capacity);
   private readonly extras = new Map<number, EntryExtras>();
+  /** The paths' slashes, counted as they arrive: a walk over the finished pool cost ~20 ms a layer of 60k paths. */
+  private slashes = 0;
 
   add(e: TarEntry): number {
     if (this.count === this.capacity) this.grow();
     const i = this.count++;
     this.growPool(e.path.length);
     this.poolUsed += this.pool.write(e.path, this.poolUsed, 'latin1');
+    for (let k = e.path.indexOf('/'); k >= 0; k = e.path.indexOf('/', k + 1)) this.slashes++;
     this.pathStart[i + 1] = this.poolUsed;
     this.types[i] = e.type;
     this.modes[i] = e.mode & 0o7777;
@@ -244,13 +247,15 @@ export class TarIndexBuilder {
   }
 
   /**
-   * Takes the rows written through openColumns: the row count and pool use after them, and
-   * the link targets of those rows (symlinks and hard links, as add() keeps them).
+   * Takes the rows written through openColumns: the row count, pool use and slashes in the
+   * paths after them, and the link targets of those rows (symlinks and hard links, as add()
+   * keeps them).
    */
-  appended(rows: number, poolUsed: number, links: Iterable<[row: number, linkname: string]>): void {
+  appended(rows: number, poolUsed: number, slashes: number, links: Iterable<[row: number, linkname: string]>): void {
     if (rows < this.count || rows > this.capacity || poolUsed < this.poolUsed || poolUsed > this.pool.length) throw new Error('appended rows do not fit the columns');
     this.count = rows;
     this.poolUsed = poolUsed;
+    this.slashes += slashes;
     for (const [row, linkname] of links) this.extras.set(row, { linkname });
   }
 
@@ -283,7 +288,7 @@ export class TarIndexBuilder {
 
   finish(): TarIndex {
     const n = this.count;
-    return new TarIndex(
+    const index = new TarIndex(
       n,
       Buffer.from(this.pool.subarray(0, this.poolUsed)),
       this.pathStart.slice(0, n + 1),
@@ -297,5 +302,7 @@ export class TarIndexBuilder {
       this.dataOffsets.slice(0, n),
       this.extras,
     );
+    index.knownSlashCount(this.slashes);
+    return index;
   }
 }
