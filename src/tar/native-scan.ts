@@ -14,6 +14,7 @@ import type { TarIndexBuilder } from './tar-index';
 /** The addon's surface (native/tarscan/tarscan.c). */
 interface TarScanAddon {
   scan(fd: number, base: number, size: number, columns: ArrayBufferView[], state: Float64Array): void;
+  scanAsync(fd: number, base: number, size: number, columns: ArrayBufferView[], state: Float64Array): Promise<void>;
 }
 
 export const NATIVE_TAR_SCAN_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'tarscan', 'build', 'Release', 'ocimount_tarscan.node');
@@ -52,12 +53,20 @@ const ROWS_PER_CALL = 4096;
 const PATH_BYTES_PER_CALL = ROWS_PER_CALL * 64;
 const LINK_ROOM = 64 * 1024;
 const OUT_OF_ROOM = 1;
+/**
+ * A run goes to libuv's thread pool (the layers of an image then scan side by side) when the one
+ * before it took at least this many rows: the hop costs tens of microseconds, which a layer
+ * whose every member has a pax header (a run of none) would pay per member. Others run here.
+ */
+const ASYNC_AFTER_ROWS = 64;
 
 /** One scan's native state: the link targets' scratch space, reused across calls. */
 export class NativeHeaderRun {
   private readonly linkPool = Buffer.allocUnsafe(LINK_ROOM);
   private readonly linkRows = new Uint32Array(3 * 1024);
   private readonly state = new Float64Array(7);
+  /** Rows the last run took; the first run is taken to be long. */
+  private lastRows = Infinity;
 
   private constructor(
     private readonly scanner: TarScanAddon,
@@ -71,12 +80,14 @@ export class NativeHeaderRun {
   }
 
   /**
-   * Indexes the plain members from `pos` on into `builder` and returns where it stopped: at a
-   * header for the JavaScript scanner to read (or `pos` itself when the first one is such).
+   * Indexes the plain members from `pos` on into `builder` and resolves to where it stopped: at
+   * a header for the JavaScript scanner to read (or `pos` itself when the first one is such).
+   * Nothing else may touch `builder` until then.
    */
-  run(builder: TarIndexBuilder, pos: number): number {
+  async run(builder: TarIndexBuilder, pos: number): Promise<number> {
     const { fd, start, size } = this.stretch;
     const state = this.state;
+    const first = builder.rows;
     for (;;) {
       const c = builder.openColumns(ROWS_PER_CALL, PATH_BYTES_PER_CALL);
       state[0] = pos;
@@ -86,10 +97,14 @@ export class NativeHeaderRun {
       state[4] = 0;
       state[6] = 0;
       const columns = [c.pool, c.pathStart, c.types, c.modes, c.uids, c.gids, c.sizes, c.mtimes, c.mtimeNsecs, c.dataOffsets, this.linkPool, this.linkRows];
-      this.scanner.scan(fd, start, size, columns, state);
+      if (this.lastRows >= ASYNC_AFTER_ROWS) await this.scanner.scanAsync(fd, start, size, columns, state);
+      else this.scanner.scan(fd, start, size, columns, state);
       builder.appended(state[1], state[2], state[6], this.links(state[3]));
       pos = state[0];
-      if (state[5] !== OUT_OF_ROOM) return pos;
+      if (state[5] !== OUT_OF_ROOM) {
+        this.lastRows = builder.rows - first;
+        return pos;
+      }
     }
   }
 

@@ -104,7 +104,7 @@ export async function scanTarStream(src: ScanSource, what: string, opts: ScanOpt
   let pos = 0;
   for (;;) {
     // No extension header waits for a member: plain members from here on are the native scan's.
-    if (native && !pending.pax.length && pending.longName === undefined && pending.longLink === undefined) pos = native.run(builder, pos);
+    if (native && !pending.pax.length && pending.longName === undefined && pending.longLink === undefined) pos = await native.run(builder, pos);
     const block = await reader.block(pos);
     const n = block.length;
     if (n === 0) break; // no end-of-archive blocks: tolerated, as GNU tar does
