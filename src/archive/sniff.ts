@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import type * as ZstdNapi from 'zstd-napi';
 import { BLOCK, decodeHeader, isZeroBlock } from '../tar/header';
 
 /*
@@ -16,7 +16,10 @@ async function firstBytes(path: string, kind: 'gzip' | 'zstd', want: number): Pr
   const chunks: Buffer[] = [];
   let have = 0;
   const input = fs.createReadStream(path, { end: 4 * 1024 * 1024 });
-  const decoder = kind === 'gzip' ? zlib.createGunzip() : (new DecompressStream() as unknown as NodeJS.ReadWriteStream);
+  // zstd-napi (and its native binding) loads only for a zstd archive: most never are.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const zstd = () => new (require('zstd-napi') as typeof ZstdNapi).DecompressStream() as unknown as NodeJS.ReadWriteStream;
+  const decoder = kind === 'gzip' ? zlib.createGunzip() : zstd();
   input.pipe(decoder as NodeJS.WritableStream);
   try {
     for await (const chunk of decoder as AsyncIterable<Buffer>) {

@@ -6,11 +6,24 @@ import type { SpanCache } from '../compress/piece-cache';
 import type { SeekIndex, ZstdSpillOptions } from '../compress/types';
 import type { ByteSource } from '../io/byte-source';
 import { scanTar, type TarScan } from '../tar/scan';
-import { codecs, compressedPass } from './compressed-pass';
-import { compressedPassInWorker, type PassInWorkerOptions } from './pass-workers';
-import { scanTarInWorker } from '../tar/scan-workers';
+import type * as CompressedPass from './compressed-pass';
+import type * as PassWorkers from './pass-workers';
+import type { PassInWorkerOptions } from './pass-workers';
+import type * as ScanWorkers from '../tar/scan-workers';
 import { collectGarbage, COLLECT_AFTER_ENTRIES } from '../io/collect-garbage';
 import { TAR_INDEX_SECTIONS, tarIndexFromSections, tarIndexSections } from '../tar/tar-index-codec';
+
+/*
+ * What only compressed layers or worker threads need (the codecs, pako, zstd-napi, lru-cache,
+ * worker_threads) loads on first use: a mount of plain layers in the page cache spends a good
+ * part of its time starting, and most of that is loading modules.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const compressedPassModule = (): typeof CompressedPass => require('./compressed-pass') as typeof CompressedPass;
+const codecs = () => compressedPassModule().codecs();
+const passWorkers = (): typeof PassWorkers => require('./pass-workers') as typeof PassWorkers;
+const scanWorkers = (): typeof ScanWorkers => require('../tar/scan-workers') as typeof ScanWorkers;
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /*
  * Indexing a tar that may be compressed, the one path the outer archive and every layer take:
@@ -183,7 +196,7 @@ export class TarIndexer {
     if (compression === 'none') {
       const range = stored.fileRange?.();
       const min = this.opts.scanWorkerMinBytes;
-      if (range && min !== undefined && stored.size >= min) return { scan: await scanTarInWorker(range.file, range.start, stored.size, what) };
+      if (range && min !== undefined && stored.size >= min) return { scan: await scanWorkers().scanTarInWorker(range.file, range.start, stored.size, what) };
       return { scan: await scanTar(stored, what, range && { file: { fd: range.file.fd, start: range.start, size: stored.size } }) };
     }
     // One pass over the compressed bytes gives the tar index, the seek points and (if asked) the digest.
@@ -195,7 +208,7 @@ export class TarIndexer {
       found = this.workerPass(stored, input, compression, what, { spill, hash, onProgress });
     } else {
       // On this thread passes take turns: side by side they would only share its CPU.
-      found = this.passChain.then(() => compressedPass(input, compression, what, { spill, hash, onProgress }));
+      found = this.passChain.then(() => compressedPassModule().compressedPass(input, compression, what, { spill, hash, onProgress }));
       this.passChain = found.catch(() => undefined);
     }
     const indexes = await found;
@@ -219,7 +232,7 @@ export class TarIndexer {
       const why = range?.file.verifyUnchanged();
       if (why) throw new Error(why);
     };
-    const found = await compressedPassInWorker(stored, input, compression, what, { ...opts, file }).catch((err: unknown) => {
+    const found = await passWorkers().compressedPassInWorker(stored, input, compression, what, { ...opts, file }).catch((err: unknown) => {
       stale();
       throw err;
     });

@@ -6,9 +6,9 @@ import { cacheKey, sampleDigest } from '../cache/index-cache';
 import type { ByteSource } from '../io/byte-source';
 import type { LayerDescriptor } from '../image/model';
 import type { TarIndex } from '../tar/tar-index';
-import { openEstargz } from './estargz';
-import { openZstdChunked } from './zstd-chunked';
-import { openZstdSeekable } from './zstd-seekable';
+import type * as Estargz from './estargz';
+import type * as ZstdChunked from './zstd-chunked';
+import type * as ZstdSeekable from './zstd-seekable';
 
 export type Compression = TarCompression;
 
@@ -72,6 +72,12 @@ export async function indexLayer(files: ArchiveFiles, d: LayerDescriptor, indexe
   if (kind !== 'none' && opts.toc !== false && files.layerAnnotations) {
     const annotations = files.layerAnnotations(d.blobPath);
     const key = `toc:${d.digest ?? d.blobPath}`;
+    // The lazy formats' modules (and zstd-napi under them) load only for compressed layers.
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const { openEstargz } = require('./estargz') as typeof Estargz;
+    const { openZstdChunked } = require('./zstd-chunked') as typeof ZstdChunked;
+    const { openZstdSeekable } = require('./zstd-seekable') as typeof ZstdSeekable;
+    /* eslint-enable @typescript-eslint/no-require-imports */
     const lazy = await (kind === 'gzip'
       ? openEstargz(blob, annotations, what, indexer.log, key)
       : openZstdChunked(blob, annotations, what, indexer.log, key).then((l) => l ?? openZstdSeekable(blob, what, key))
