@@ -35,6 +35,11 @@ export interface OpenOptions extends ImageSelector {
   onProgress?: (what: string, done: number, total: number) => void;
   /** Where indexes are kept between runs; undefined = no cache. */
   cache?: IndexCache;
+  /**
+   * Do not wait for index cache files before returning the view (IndexCache.writeBehind): for
+   * the mount, which serves first and then waits for them (ImageView.cacheWritten).
+   */
+  cacheWriteBehind?: boolean;
   /** Check every digest (manifest, config, layer blobs, diff_ids) and fail on a mismatch. */
   verify?: boolean;
   /** Memory for decompressed spans of compressed layers (default 256 MiB). */
@@ -124,6 +129,7 @@ export class ImageView {
   }
 
   static async fromArchive(archive: ImageArchive, opts: OpenOptions = {}): Promise<ImageView> {
+    if (opts.cacheWriteBehind) opts.cache?.writeBehind();
     const warn = (w: Warning) => {
       warnings.push(w);
       opts.onWarning?.(w.text, w);
@@ -191,23 +197,14 @@ export class ImageView {
    * tree built (it has its own names), only a layer's own view (layerTree) reads them, and it
    * reads them back from the cache entry the index came from or was stored in, checked against
    * the checksum it had (a different entry fails that view, EIO, rather than show other paths).
-   * For a long-running server (the mount): half of each index's memory. Not done when the cache
-   * folder is at or below `mountpoint`: once mounted, reading it back would be a read of the
-   * process's own mount from its only JS thread (a deadlock). Returns the bytes let go.
+   * For a long-running server (the mount): half of each index's memory. Not done unless the
+   * cache folder is outside the mountpoint (cacheOutside): once mounted, reading it back would
+   * be a read of the process's own mount from its only JS thread (a deadlock). Returns the bytes
+   * let go.
    */
-  releaseLayerPaths(mountpoint: string): number {
+  releaseLayerPaths(cacheOutsideMount: boolean): number {
     const cache = this.cache;
-    if (!cache) return 0;
-    const real = (p: string) => {
-      try {
-        return fs.realpathSync(p);
-      } catch {
-        return path.resolve(p);
-      }
-    };
-    const dir = real(cache.dir);
-    const mnt = real(mountpoint);
-    if (dir === mnt || dir.startsWith(mnt.endsWith(path.sep) ? mnt : mnt + path.sep)) return 0;
+    if (!cache || !cacheOutsideMount) return 0;
     let bytes = 0;
     for (const [position, l] of this.layers.entries()) {
       const ix = l.index;
@@ -221,6 +218,25 @@ export class ImageView {
       });
     }
     return bytes;
+  }
+
+  /**
+   * Whether the index cache folder lies outside `mountpoint`. Resolves both paths: call it
+   * before mounting there, never after (a lookup of one's own mountpoint from the thread that
+   * serves it never returns).
+   */
+  cacheOutside(mountpoint: string): boolean {
+    if (!this.cache) return false;
+    const real = (p: string) => {
+      try {
+        return fs.realpathSync(p);
+      } catch {
+        return path.resolve(p);
+      }
+    };
+    const dir = real(this.cache.dir);
+    const mnt = real(mountpoint);
+    return !(dir === mnt || dir.startsWith(mnt.endsWith(path.sep) ? mnt : mnt + path.sep));
   }
 
   /** Layer `position` alone, whiteout markers shown as its tar has them. */
@@ -291,7 +307,13 @@ export class ImageView {
     return buf.subarray(0, done);
   }
 
-  close(): Promise<void> {
+  /** Resolves once the index cache files of this open are on disk (see cacheWriteBehind). */
+  async cacheWritten(): Promise<void> {
+    await this.cache?.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.cacheWritten();
     return this.archive.close();
   }
 }

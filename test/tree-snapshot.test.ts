@@ -96,6 +96,30 @@ describe('the merged tree in the index cache', () => {
     back?.sections.forEach((s, i) => assert.ok(s.byteOffset === 0 && s.byteLength === s.buffer.byteLength, `section ${i} owns its buffer`));
   });
 
+  it('written behind (the mount\'s way): the open does not wait for the files, flush and close do, and the next open is served from them', async () => {
+    const p = await image();
+    const dir = out('cache');
+    const cache = new IndexCache(dir);
+    const v = await ImageView.open(p, { cache, cacheWriteBehind: true });
+    let idx: string[];
+    try {
+      await v.cacheWritten();
+      idx = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((x) => x.endsWith('.idx'));
+      assert.equal(idx.length, LAYERS.length, 'every layer index is on disk once cacheWritten resolves');
+      assert.equal(treeFiles(dir).length, 1);
+      assert.ok(!fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).some((x) => x.endsWith('.tmp')), 'no half-written file left');
+    } finally {
+      await v.close();
+    }
+    // A put that nobody flushes is still on disk once close() resolves.
+    const dir2 = out('cache');
+    const v2 = await ImageView.open(p, { cache: new IndexCache(dir2), cacheWriteBehind: true });
+    await v2.close();
+    assert.equal(treeFiles(dir2).length, 1);
+    const fresh = await snapshotOf(p, {});
+    assert.deepEqual(await snapshotOf(p, { cache: new IndexCache(dir) }), fresh);
+  });
+
   it('a damaged snapshot is noticed, dropped and rebuilt', async () => {
     const p = await image();
     const dir = out('cache');

@@ -137,6 +137,8 @@ export async function makeDirs(dir: string): Promise<void> {
 export class IndexCache {
   /** Set once writing has failed: the cache is then read-only for this run, and said so once. */
   private unwritable?: string;
+  /** Set by writeBehind(): put() returns once the entry is encoded, its file written meanwhile. */
+  private behind?: Set<Promise<void>>;
 
   constructor(
     readonly dir: string,
@@ -201,6 +203,30 @@ export class IndexCache {
   async put(key: string, entry: CacheEntry, kind = 'idx'): Promise<number> {
     const { parts, sum } = encodeEntryParts(entry);
     if (this.unwritable !== undefined) return sum;
+    if (this.behind) {
+      const writing = this.write(key, kind, parts).finally(() => this.behind?.delete(writing));
+      this.behind.add(writing);
+      return sum;
+    }
+    await this.write(key, kind, parts);
+    return sum;
+  }
+
+  /**
+   * From now on put() does not wait for its file: a mount is serving before its indexes are on
+   * disk (a cold mount's last ~50-100 ms were these writes). flush() waits for them; until then
+   * has() and get() may not see an entry put.
+   */
+  writeBehind(): void {
+    this.behind ??= new Set();
+  }
+
+  /** Resolves once every file put() started is written (or has failed, said as for put()). */
+  async flush(): Promise<void> {
+    while (this.behind?.size) await Promise.all(this.behind);
+  }
+
+  private async write(key: string, kind: string, parts: Buffer[]): Promise<void> {
     const file = this.file(key, kind);
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
@@ -214,11 +240,10 @@ export class IndexCache {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'ENOSPC' ? 'no space left' : e.message.replace(/^\w+: /, '');
       // Layers are indexed concurrently: several writes can fail before the first says so.
-      if (this.unwritable !== undefined) return sum;
+      if (this.unwritable !== undefined) return;
       this.unwritable = why;
       this.log(`cache: cannot write to ${this.dir} (${why}): layer indexes are not kept for the next run; --cache-dir DIR chooses another folder, --no-cache turns the cache off`);
     }
-    return sum;
   }
 }
 

@@ -308,15 +308,25 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void end(sig));
   returnFreedMemory();
-  view = await openView(image, opts, { onWarning: tell('warning'), onNote: tell('note'), ...(process.send && { onProgress: toParent }) });
+  // The index cache's files are written while the mount already serves (see below).
+  view = await openView(image, opts, { onWarning: tell('warning'), onNote: tell('note'), cacheWriteBehind: true, ...(process.send && { onProgress: toParent }) });
   if (ending) return;
   watchArchive(view, log); // before mounting: the first read may already find the archive changed
-  // The merged tree is built: the layer indexes' paths wait in the index cache until a layer's
-  // own view asks for them (half of the indexes' memory, for an image of millions of entries).
-  if (view.releaseLayerPaths(mountpoint) > 0 && view.merged.nodeCount >= COLLECT_AFTER_ENTRIES) {
-    collectGarbage();
-    trimMemory();
-  }
+  // Once the layer indexes are on disk, their paths wait there until a layer's own view asks
+  // for them: the merged tree has its own names, and this is half of the indexes' memory for an
+  // image of millions of entries. Such an image lets go of them before mounting (the mount's
+  // priming would otherwise sit on top of them at the peak); a smaller one serves first.
+  const opened = view;
+  const big = opened.merged.nodeCount >= COLLECT_AFTER_ENTRIES;
+  const cacheOutside = opened.cacheOutside(mountpoint); // resolved now: never once mounted
+  const releasePaths = async () => {
+    await opened.cacheWritten();
+    if (!ending && opened.releaseLayerPaths(cacheOutside) > 0 && big) {
+      collectGarbage();
+      trimMemory();
+    }
+  };
+  if (big) await releasePaths();
   active = await mountImage(view, mountpoint, { rootfsOnly: opts.rootfsOnly, allowOther: opts.allowOther, nonempty: opts.nonempty, log, layersNote: opts.layers });
   process.on('uncaughtException', (err) => log(`uncaught: ${err.stack ?? err.message}`));
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
@@ -335,6 +345,7 @@ async function serve(image: string, mountpoint: string, opts: MountCliOptions): 
   } else {
     process.stdout.write(`${ready}\nCtrl-C to unmount\n`);
   }
+  if (!big) await releasePaths();
   await active.gone;
   log(`${mountpoint} was unmounted from outside`);
   removeRecord(record);
