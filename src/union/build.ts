@@ -158,6 +158,14 @@ function baseStart(pool: Buffer, s: number, e: number): number {
   return k < 0 ? s : k + 1;
 }
 
+/** A column cut to `n` rows: as it is when exact, a view when a few rows are spare, else a copy. */
+function fit<T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T {
+  return a.length === n ? a : a.length - n <= n / 16 ? (a.subarray(0, n) as T) : (a.slice(0, n) as T);
+}
+
+/** isDir's second bit: the node is some live slot's child (set only while freezing). */
+const LIVE = 2;
+
 /** The next size of a geometrically grown column. */
 const grown = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array>(a: T, n: number): T => {
   const b = new (a.constructor as new (n: number) => T)(n);
@@ -393,38 +401,16 @@ class Building {
     // The edge lists died with breadthFirst: for a big tree, collected before the final columns.
     if (big) collectGarbage();
 
-    const objId = new Int32Array(this.objs).fill(-1);
     const nodeObj = new Int32Array(count);
     const objLayer = new Uint16Array(count);
     const objEntry = new Int32Array(count);
     const objNlink = new Uint32Array(count);
+    const objs = this.numberObjects(order, count, nodeObj, objLayer, objEntry, objNlink);
     const nameStart = new Uint32Array(count + 1);
-    let objs = 0;
-    for (let n = 0; n < count; n++) {
-      const node = order[n];
-      const obj = this.nodeObj[node];
-      let id = objId[obj];
-      if (id < 0) {
-        id = objId[obj] = objs++;
-        objLayer[id] = this.objLayer[obj];
-        objEntry[id] = this.objEntry[obj];
-      }
-      objNlink[id]++;
-      nodeObj[n] = id;
-      nameStart[n + 1] = nameStart[n] + (n === 0 ? 0 : this.nameEnd[node] - this.nameStart[node]);
-    }
-    const names = Buffer.allocUnsafe(nameStart[count]);
-    for (let n = 1; n < count; n++) {
-      const node = order[n];
-      const pool = this.pools[this.namePool[node]];
-      // Names are short: a byte loop beats a Buffer.copy call per name.
-      for (let i = this.nameStart[node], at = nameStart[n]; i < this.nameEnd[node]; i++, at++) names[at] = pool[i];
-    }
+    const names = this.copyNames(order, count, nameStart);
     // Exact already unless some edges hung below replaced directories, or hard links share
     // objects: a few spare rows are kept as a view (a copy would sit beside the original at the
     // build's peak), many are copied away.
-    const fit = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T =>
-      a.length === n ? a : a.length - n <= n / 16 ? (a.subarray(0, n) as T) : (a.slice(0, n) as T);
     return new Tree(
       layers,
       names,
@@ -437,6 +423,44 @@ class Building {
       fit(objEntry, objs),
       fit(objNlink, objs),
     );
+  }
+
+  /**
+   * Final object numbers by first appearance in `order`, filled into the final columns; returns
+   * how many. Its own function (as each pass of freeze): a loop run once per build is compiled
+   * on the spot, and a long function around it would fall back to the interpreter after it.
+   */
+  private numberObjects(order: Int32Array, count: number, nodeObj: Int32Array, objLayer: Uint16Array, objEntry: Int32Array, objNlink: Uint32Array): number {
+    const objId = new Int32Array(this.objs).fill(-1);
+    let objs = 0;
+    for (let n = 0; n < count; n++) {
+      const obj = this.nodeObj[order[n]];
+      let id = objId[obj];
+      if (id < 0) {
+        id = objId[obj] = objs++;
+        objLayer[id] = this.objLayer[obj];
+        objEntry[id] = this.objEntry[obj];
+      }
+      objNlink[id]++;
+      nodeObj[n] = id;
+    }
+    return objs;
+  }
+
+  /** The names of the nodes in `order` back to back (the root's is empty); fills `nameStart`. */
+  private copyNames(order: Int32Array, count: number, nameStart: Uint32Array): Buffer {
+    const starts = this.nameStart;
+    const ends = this.nameEnd;
+    for (let n = 1; n < count; n++) nameStart[n + 1] = nameStart[n] + (ends[order[n]] - starts[order[n]]);
+    const names = Buffer.allocUnsafe(nameStart[count]);
+    for (let n = 1; n < count; n++) {
+      const node = order[n];
+      const pool = this.pools[this.namePool[node]];
+      const end = ends[node];
+      // Names are short: a byte loop beats a Buffer.copy call per name.
+      for (let i = starts[node], at = nameStart[n]; i < end; i++, at++) names[at] = pool[i];
+    }
+    return names;
   }
 
   /**
@@ -458,15 +482,11 @@ class Building {
     let count = 1;
     order[0] = this.root;
     parents[0] = -1;
-    const cmp = (a: number, b: number) => this.compareNames(a, b);
     for (let n = 0; n < count; n++) {
       const node = order[n];
       const from = firstEdge[node];
       const to = firstEdge[node + 1];
-      // Usually already in order (a tar lists a directory sorted); sorting allocates, checking does not.
-      let sorted = true;
-      for (let k = from + 1; k < to && sorted; k++) sorted = cmp(edges[k - 1], edges[k]) < 0;
-      if (!sorted) edges.subarray(from, to).sort(cmp);
+      if (to - from > 1) this.sortByName(edges, from, to);
       childFirst[n] = count;
       childCount[n] = to - from;
       for (let k = from; k < to; k++) {
@@ -477,15 +497,32 @@ class Building {
     return { order, childFirst, childCount, parents, count };
   }
 
-  /** The live (parent, child) edges grouped by parent: `firstEdge[p]` is where parent p's start. */
+  /** Sorts edges[from, to) by name. */
+  private sortByName(edges: Int32Array, from: number, to: number): void {
+    // Usually in order already: edges come in creation order, and a tar lists a directory
+    // sorted. Checking allocates nothing, sorting does.
+    let k = from + 1;
+    while (k < to && this.compareNames(edges[k - 1], edges[k]) < 0) k++;
+    if (k < to) edges.subarray(from, to).sort((a, b) => this.compareNames(a, b));
+  }
+
+  /**
+   * The live (parent, child) edges grouped by parent, each group in creation order (the order
+   * a layer's tar listed them in, so mostly sorted already): `firstEdge[p]` is where parent
+   * p's start. A live child is marked in isDir's second bit rather than in a column of its own.
+   */
   private groupEdges(firstEdge: Int32Array): Int32Array {
-    const slotVal = this.slotVal;
-    const slotKey = this.slotKey;
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) firstEdge[this.parent[slotVal[i]] + 1]++;
+    const { slotVal, slotKey, parent, isDir } = this;
+    for (let i = 0; i < slotKey.length; i++) {
+      const child = slotVal[i];
+      if (slotKey[i] < 0 || child < 0) continue;
+      isDir[child] |= LIVE;
+      firstEdge[parent[child] + 1]++;
+    }
     for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
     const edges = new Int32Array(firstEdge[this.nodes]);
     // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[firstEdge[this.parent[slotVal[i]]]++] = slotVal[i];
+    for (let n = 0; n < this.nodes; n++) if (isDir[n] & LIVE) edges[firstEdge[parent[n]]++] = n;
     for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
     firstEdge[0] = 0;
     return edges;
