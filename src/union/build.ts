@@ -51,6 +51,7 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
     const index = layers[slot];
     const pool = index.pathPool;
     const starts = index.pathStart;
+    const types = index.types;
     // Markers (whiteouts, opaque, AUFS, invalid) are set aside; everything else is added below.
     const marker = new Uint8Array(index.count);
     const opaque: number[] = [];
@@ -83,23 +84,26 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
       if (dir >= 0 && b.isDir[dir]) b.remove(dir, pool, baseStart(pool, s, e) + WH.length, e);
     }
     // An opaque marker says its directory exists in this layer, even with nothing else in it.
-    for (const i of opaque) b.ensureDir(pool, starts[i], parentEnd(pool, starts[i], starts[i + 1]), slot);
+    for (const i of opaque) b.ensureDir(slot, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
 
     for (let i = 0; i < index.count; i++) {
       if (marker[i]) continue;
       const s = starts[i];
       const e = starts[i + 1];
-      const type = index.type(i);
+      const type = types[i];
       if (s === e) {
         if (type === EntryType.Directory) b.setObj(b.root, slot, i);
         continue;
       }
-      const parent = b.ensureDir(pool, s, parentEnd(pool, s, e), slot);
-      const base = baseStart(pool, s, e);
-      const existing = b.child(parent, pool, base, e);
+      const k = lastSlash(pool, s, e);
+      const parent = b.ensureDir(slot, s, k < 0 ? s : k);
+      const base = k < 0 ? s : k + 1;
+      // Found once: the entry is put in the same slot, if at all.
+      const at = b.find(parent, pool, base, e);
+      const existing = b.valueAt(at);
       if (type === EntryType.Directory) {
         if (existing >= 0 && b.isDir[existing]) b.setObj(existing, slot, i);
-        else b.put(parent, pool, base, e, b.newObj(slot, i), true);
+        else b.putAt(at, parent, slot, base, e, b.newObj(slot, i), true);
         continue;
       }
       if (type === EntryType.HardLink) {
@@ -122,10 +126,10 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
         }
         // A link onto itself changes nothing; a target found only below (target < 0) is placed.
         if (target >= 0 && existing === target) continue;
-        b.put(parent, pool, base, e, targetObj, false);
+        b.putAt(at, parent, slot, base, e, targetObj, false);
         continue;
       }
-      b.put(parent, pool, base, e, b.newObj(slot, i), false);
+      b.putAt(at, parent, slot, base, e, b.newObj(slot, i), false);
     }
   }
 
@@ -198,9 +202,20 @@ class Building {
   private slotKey: Int32Array;
   private slotVal: Int32Array;
   private used = 0;
-  /** Bumped whenever a directory leaves the tree: the remembered parent (ensureDir) is then stale. */
+  /** Bumped whenever a directory leaves the tree: the remembered directories (ensureDir) are then stale. */
   private epoch = 0;
-  private last = { pool: -1, start: 0, end: 0, node: -1, epoch: -1 };
+  /**
+   * The directories along the path ensureDir last walked (pools[dirPool] from dirStart, dirLength
+   * bytes), valid while `epoch` is `dirEpoch`: dirNode[d] is the one after component d, which
+   * ends dirEnd[d] bytes into the path.
+   */
+  private dirNode = new Int32Array(16);
+  private dirEnd = new Uint32Array(16);
+  private dirDepth = 0;
+  private dirPool = 0;
+  private dirStart = 0;
+  private dirLength = 0;
+  private dirEpoch = -1;
   private readonly pools: Buffer[];
 
   constructor(layers: readonly TarIndex[], rootSlot: number, entries: number) {
@@ -257,11 +272,6 @@ class Building {
     return id;
   }
 
-  private poolIndex(pool: Buffer): number {
-    const i = this.pools.indexOf(pool);
-    return i;
-  }
-
   /** The slot for (parent, name bytes): its index, found or the empty one where it would go. */
   private slotOf(parent: number, pool: Buffer, s: number, e: number, h: number): number {
     const mask = this.slotKey.length - 1;
@@ -286,15 +296,26 @@ class Building {
     return this.slotKey[at] < 0 ? -1 : this.slotVal[at];
   }
 
-  /** Sets the child named pool[s, e) of `dir` to a new node for `obj`; returns it. */
-  put(dir: number, pool: Buffer, s: number, e: number, obj: number, isDir: boolean): number {
-    const h = hashBytes(dir, pool, s, e);
-    let at = this.slotOf(dir, pool, s, e, h);
-    const node = this.newNode(dir, this.poolIndex(pool), s, e, obj, isDir);
+  /** The slot of the child named pool[s, e) of `dir`: for valueAt, and putAt until the hash next changes. */
+  find(dir: number, pool: Buffer, s: number, e: number): number {
+    return this.slotOf(dir, pool, s, e, hashBytes(dir, pool, s, e));
+  }
+
+  /** The node in slot `at` (find), or -1. */
+  valueAt(at: number): number {
+    return this.slotKey[at] < 0 ? -1 : this.slotVal[at];
+  }
+
+  /**
+   * Sets the child named pools[poolId][s, e) of `dir`, whose slot `at` is (find), to a new node
+   * for `obj`; returns it.
+   */
+  putAt(at: number, dir: number, poolId: number, s: number, e: number, obj: number, isDir: boolean): number {
+    const node = this.newNode(dir, poolId, s, e, obj, isDir);
     if (this.slotKey[at] < 0) {
       if ((this.used + 1) * 2 > this.slotKey.length) {
         this.rehash();
-        at = this.slotOf(dir, pool, s, e, h);
+        at = this.find(dir, this.pools[poolId], s, e);
       }
       this.slotKey[at] = node;
       this.used++;
@@ -364,34 +385,58 @@ class Building {
     return this.lookupBytes(bytes, 0, bytes.length);
   }
 
-  /** The directory at pool[s, e), created (or put in place of a non-directory) where missing. */
-  ensureDir(pool: Buffer, s: number, e: number, slot: number): number {
-    const last = this.last;
-    // Entries of one directory follow each other in a tar: their parent is found once.
-    if (last.epoch === this.epoch && last.end - last.start === e - s && this.pools[last.pool] !== undefined) {
-      const lp = this.pools[last.pool];
-      let same = true;
-      for (let k = s, i = last.start; k < e; k++, i++) if (lp[i] !== pool[k]) { same = false; break; }
-      if (same) return last.node;
-    }
-    let node = this.root;
-    if (s !== e) {
-      for (let p = s; ; ) {
-        let q = p;
-        while (q < e && pool[q] !== SLASH) q++;
-        let next = this.child(node, pool, p, q);
-        if (next < 0 || !this.isDir[next]) next = this.put(node, pool, p, q, this.newObj(slot, -1), true);
-        node = next;
-        if (q === e) break;
-        p = q + 1;
+  /**
+   * The directory at the path pools[slot][s, e), created (or put in place of a non-directory)
+   * where missing, each new one an implied directory of layer `slot`.
+   */
+  ensureDir(slot: number, s: number, e: number): number {
+    if (s === e) return this.root;
+    const pool = this.pools[slot];
+    // Entries of one directory follow each other in a tar, and a subdirectory's after its
+    // parent's: the directories of the leading components the last path shares are known.
+    let depth = this.epoch === this.dirEpoch ? this.sharedDepth(pool, s, e) : 0;
+    let dir = depth === 0 ? this.root : this.dirNode[depth - 1];
+    if (depth > 0 && this.dirEnd[depth - 1] === e - s) return dir;
+    for (let p = depth === 0 ? s : s + this.dirEnd[depth - 1] + 1; ; ) {
+      let q = p;
+      while (q < e && pool[q] !== SLASH) q++;
+      const at = this.find(dir, pool, p, q);
+      const found = this.valueAt(at);
+      dir = found >= 0 && this.isDir[found] ? found : this.putAt(at, dir, slot, p, q, this.newObj(slot, -1), true);
+      if (depth === this.dirNode.length) {
+        this.dirNode = grown(this.dirNode, depth * 2);
+        this.dirEnd = grown(this.dirEnd, depth * 2);
       }
+      this.dirNode[depth] = dir;
+      this.dirEnd[depth++] = q - s;
+      if (q === e) break;
+      p = q + 1;
     }
-    last.pool = this.poolIndex(pool);
-    last.start = s;
-    last.end = e;
-    last.node = node;
-    last.epoch = this.epoch;
-    return node;
+    this.dirDepth = depth;
+    this.dirPool = slot;
+    this.dirStart = s;
+    this.dirLength = e - s;
+    this.dirEpoch = this.epoch;
+    return dir;
+  }
+
+  /** How many leading components of the path pool[s, e) the last path ensureDir walked has. */
+  private sharedDepth(pool: Buffer, s: number, e: number): number {
+    const last = this.pools[this.dirPool];
+    const length = e - s;
+    const n = Math.min(length, this.dirLength);
+    const from = this.dirStart;
+    let k = 0;
+    while (k < n && pool[s + k] === last[from + k]) k++;
+    // A component is shared when both paths have it whole: it ends within the common bytes,
+    // where this path ends or has a slash too.
+    let depth = 0;
+    while (depth < this.dirDepth) {
+      const end = this.dirEnd[depth];
+      if (end > k || (end !== length && pool[s + end] !== SLASH)) break;
+      depth++;
+    }
+    return depth;
   }
 
   /** Numbers the nodes the root reaches breadth-first (children sorted by name bytes), file objects by first appearance. */
