@@ -74,14 +74,14 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
     // Opaque: the marker's directory (its path up to the last slash) loses every child.
     for (const i of opaque) {
       const node = b.lookupBytes(pool, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
-      if (node >= 0 && b.isDir[node]) b.clearDir(node);
+      if (node >= 0 && b.isDirectory(node)) b.clearDir(node);
     }
     // `dir/.wh.name` deletes `dir/name`.
     for (const i of whiteouts) {
       const s = starts[i];
       const e = starts[i + 1];
       const dir = b.lookupBytes(pool, s, parentEnd(pool, s, e));
-      if (dir >= 0 && b.isDir[dir]) b.remove(dir, pool, baseStart(pool, s, e) + WH.length, e);
+      if (dir >= 0 && b.isDirectory(dir)) b.remove(dir, pool, baseStart(pool, s, e) + WH.length, e);
     }
     // An opaque marker says its directory exists in this layer, even with nothing else in it.
     for (const i of opaque) b.ensureDir(slot, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
@@ -102,14 +102,14 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
       const at = b.find(parent, pool, base, e);
       const existing = b.valueAt(at);
       if (type === EntryType.Directory) {
-        if (existing >= 0 && b.isDir[existing]) b.setObj(existing, slot, i);
+        if (existing >= 0 && b.isDirectory(existing)) b.setObj(existing, slot, i);
         else b.putAt(at, parent, slot, base, e, b.newObj(slot, i), true);
         continue;
       }
       if (type === EntryType.HardLink) {
         const targetPath = index.extras.get(i)?.linkname ?? '';
         const target = b.lookupString(targetPath);
-        let targetObj = target >= 0 && !b.isDir[target] ? b.nodeObj[target] : -1;
+        let targetObj = target >= 0 && !b.isDirectory(target) ? b.nodeObj[target] : -1;
         if (target < 0 && opts.resolveOutside) {
           const outside = opts.resolveOutside(targetPath);
           if (outside) {
@@ -174,7 +174,9 @@ const PLACES = 2 ** 21;
 /** Runs still alike past this many bytes are compared whole: it bounds the digit sort's recursion. */
 const DEEPEST_DIGIT = 256;
 
-/** isDir's second bit: the node is some live slot's child (set only while freezing). */
+/** A row's flags: it is a directory. */
+const DIR = 1;
+/** A row's flags: it is the node of some slot now (a child in the tree, unless an ancestor left it). */
 const LIVE = 2;
 
 /** The next size of a geometrically grown column. */
@@ -202,7 +204,8 @@ class Building {
   nameStart: Uint32Array;
   nameEnd: Uint32Array;
   nodeObj: Int32Array;
-  isDir: Uint8Array;
+  /** DIR and LIVE bits. */
+  private flags: Uint8Array;
   objs = 0;
   objLayer: Uint16Array;
   objEntry: Int32Array;
@@ -224,14 +227,16 @@ class Building {
   private dirLength = 0;
   private dirEpoch = -1;
   private readonly pools: Buffer[];
+  private readonly views: DataView[];
   /** Scratch of the digit sort (sortByDigits), as long as the largest directory sorted so far. */
   private sortKeys = new Float64Array(0);
   private sortIds = new Int32Array(0);
-  /** Set by freeze (nameHeads). */
+  /** Set by freeze (groupEdges). */
   private head: Uint32Array = new Uint32Array(0);
 
   constructor(layers: readonly TarIndex[], rootSlot: number, entries: number) {
     this.pools = layers.map((l) => l.pathPool);
+    this.views = this.pools.map((p) => new DataView(p.buffer, p.byteOffset, p.byteLength));
     // Sized for every entry plus a few implied parents up front: growing would copy each column
     // and leave the old one behind as garbage at the point of peak memory.
     const cap = entries + 64;
@@ -240,7 +245,7 @@ class Building {
     this.nameStart = new Uint32Array(cap);
     this.nameEnd = new Uint32Array(cap);
     this.nodeObj = new Int32Array(cap);
-    this.isDir = new Uint8Array(cap);
+    this.flags = new Uint8Array(cap);
     this.objLayer = new Uint16Array(cap);
     this.objEntry = new Int32Array(cap);
     let slots = 256;
@@ -264,6 +269,10 @@ class Building {
     this.nodeObj[node] = this.newObj(slot, entry);
   }
 
+  isDirectory(node: number): boolean {
+    return (this.flags[node] & DIR) !== 0;
+  }
+
   private newNode(parent: number, pool: number, start: number, end: number, obj: number, dir: boolean): number {
     if (this.nodes === this.parent.length) {
       const n = this.nodes * 2;
@@ -272,7 +281,7 @@ class Building {
       this.nameStart = grown(this.nameStart, n);
       this.nameEnd = grown(this.nameEnd, n);
       this.nodeObj = grown(this.nodeObj, n);
-      this.isDir = grown(this.isDir, n);
+      this.flags = grown(this.flags, n);
     }
     const id = this.nodes++;
     this.parent[id] = parent;
@@ -280,7 +289,7 @@ class Building {
     this.nameStart[id] = start;
     this.nameEnd[id] = end;
     this.nodeObj[id] = obj;
-    this.isDir[id] = dir ? 1 : 0;
+    this.flags[id] = dir ? DIR : 0;
     return id;
   }
 
@@ -331,10 +340,11 @@ class Building {
       }
       this.slotKey[at] = node;
       this.used++;
-    } else if (this.slotVal[at] >= 0 && this.isDir[this.slotVal[at]]) {
-      this.epoch++;
+    } else if (this.slotVal[at] >= 0) {
+      this.leave(this.slotVal[at]);
     }
     this.slotVal[at] = node;
+    this.flags[node] |= LIVE;
     return node;
   }
 
@@ -342,8 +352,14 @@ class Building {
   remove(dir: number, pool: Buffer, s: number, e: number): void {
     const at = this.slotOf(dir, pool, s, e, hashBytes(dir, pool, s, e));
     if (this.slotKey[at] < 0 || this.slotVal[at] < 0) return;
-    if (this.isDir[this.slotVal[at]]) this.epoch++;
+    this.leave(this.slotVal[at]);
     this.slotVal[at] = -1;
+  }
+
+  /** Takes `node` out of its slot's place. */
+  private leave(node: number): void {
+    this.flags[node] &= ~LIVE;
+    if (this.flags[node] & DIR) this.epoch++;
   }
 
   /** Empties directory `node`: a fresh row takes its place (same name, same object), childless. */
@@ -358,6 +374,8 @@ class Building {
     const s = this.nameStart[node];
     const e = this.nameEnd[node];
     this.slotVal[this.slotOf(this.parent[node], pool, s, e, hashBytes(this.parent[node], pool, s, e))] = fresh;
+    this.flags[node] &= ~LIVE;
+    this.flags[fresh] |= LIVE;
   }
 
   private rehash(): void {
@@ -384,7 +402,7 @@ class Building {
     for (let p = s; ; ) {
       let q = p;
       while (q < e && pool[q] !== SLASH) q++;
-      if (!this.isDir[node]) return -1;
+      if (!this.isDirectory(node)) return -1;
       node = this.child(node, pool, p, q);
       if (node < 0 || q === e) return node;
       p = q + 1;
@@ -406,7 +424,7 @@ class Building {
     const pool = this.pools[slot];
     // Entries of one directory follow each other in a tar, and a subdirectory's after its
     // parent's: the directories of the leading components the last path shares are known.
-    let depth = this.epoch === this.dirEpoch ? this.sharedDepth(pool, s, e) : 0;
+    let depth = this.epoch === this.dirEpoch ? this.sharedDepth(slot, s, e) : 0;
     let dir = depth === 0 ? this.root : this.dirNode[depth - 1];
     if (depth > 0 && this.dirEnd[depth - 1] === e - s) return dir;
     for (let p = depth === 0 ? s : s + this.dirEnd[depth - 1] + 1; ; ) {
@@ -414,7 +432,7 @@ class Building {
       while (q < e && pool[q] !== SLASH) q++;
       const at = this.find(dir, pool, p, q);
       const found = this.valueAt(at);
-      dir = found >= 0 && this.isDir[found] ? found : this.putAt(at, dir, slot, p, q, this.newObj(slot, -1), true);
+      dir = found >= 0 && this.isDirectory(found) ? found : this.putAt(at, dir, slot, p, q, this.newObj(slot, -1), true);
       if (depth === this.dirNode.length) {
         this.dirNode = grown(this.dirNode, depth * 2);
         this.dirEnd = grown(this.dirEnd, depth * 2);
@@ -432,13 +450,18 @@ class Building {
     return dir;
   }
 
-  /** How many leading components of the path pool[s, e) the last path ensureDir walked has. */
-  private sharedDepth(pool: Buffer, s: number, e: number): number {
-    const last = this.pools[this.dirPool];
+  /** How many leading components of the path pools[slot][s, e) the last path ensureDir walked has. */
+  private sharedDepth(slot: number, s: number, e: number): number {
+    const pool = this.pools[slot];
     const length = e - s;
     const n = Math.min(length, this.dirLength);
     const from = this.dirStart;
+    // Most paths are the last one again (entries of one directory): 4 bytes a step.
+    const a = this.views[slot];
+    const b = this.views[this.dirPool];
     let k = 0;
+    while (k + 4 <= n && a.getInt32(s + k) === b.getInt32(from + k)) k += 4;
+    const last = this.pools[this.dirPool];
     while (k < n && pool[s + k] === last[from + k]) k++;
     // A component is shared when both paths have it whole: it ends within the common bytes,
     // where this path ends or has a slash too.
@@ -535,12 +558,11 @@ class Building {
    * the way (collected at once for a big tree, before the next columns are allocated).
    */
   private breadthFirst(big: boolean): { order: Int32Array; childFirst: Int32Array; childCount: Int32Array; parents: Int32Array; count: number } {
-    // Every live slot is a (parent, child) edge: group them by parent (counting sort).
+    // Every live row is a (parent, child) edge: group them by parent (counting sort).
     const firstEdge = new Int32Array(this.nodes + 1);
     const edges = this.groupEdges(firstEdge);
-    this.head = this.nameHeads();
     this.slotKey = this.slotVal = this.parent = new Int32Array(0);
-    this.isDir = new Uint8Array(0);
+    this.flags = new Uint8Array(0);
     if (big) collectGarbage();
     const order = new Int32Array(edges.length + 1);
     const childFirst = new Int32Array(order.length);
@@ -646,38 +668,31 @@ class Building {
 
   /**
    * The live (parent, child) edges grouped by parent, each group in creation order (the order
-   * a layer's tar listed them in, so mostly sorted already): `firstEdge[p]` is where parent
-   * p's start. A live child is marked in isDir's second bit rather than in a column of its own.
+   * a layer's tar listed them in): `firstEdge[p]` is where parent p's start. On the way, each
+   * live row's first 4 name bytes (its digit at depth 0) go to `head`, in the parent column's
+   * memory (a row's parent is read just before): read in row order, which is about the order
+   * the layers' paths lie in, so that the sort compares most names without reading them at
+   * random.
    */
   private groupEdges(firstEdge: Int32Array): Int32Array {
-    const { slotVal, slotKey, parent, isDir } = this;
-    for (let i = 0; i < slotKey.length; i++) {
-      const child = slotVal[i];
-      if (slotKey[i] < 0 || child < 0) continue;
-      isDir[child] |= LIVE;
-      firstEdge[parent[child] + 1]++;
-    }
-    for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
-    const edges = new Int32Array(firstEdge[this.nodes]);
+    const { parent, flags, nodes } = this;
+    for (let n = 0; n < nodes; n++) if (flags[n] & LIVE) firstEdge[parent[n] + 1]++;
+    for (let n = 0; n < nodes; n++) firstEdge[n + 1] += firstEdge[n];
+    const edges = new Int32Array(firstEdge[nodes]);
+    const head = new Uint32Array(parent.buffer, parent.byteOffset, nodes);
     // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
-    for (let n = 0; n < this.nodes; n++) if (isDir[n] & LIVE) edges[firstEdge[parent[n]]++] = n;
-    for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
+    for (let n = 0; n < nodes; n++) {
+      if (!(flags[n] & LIVE)) continue;
+      edges[firstEdge[parent[n]]++] = n;
+      head[n] = this.digit(n, 0);
+    }
+    firstEdge.copyWithin(1, 0, nodes);
     firstEdge[0] = 0;
+    this.head = head;
     return edges;
   }
 
-  /**
-   * Each live row's first 4 name bytes (its digit at depth 0), in the parent column's memory
-   * (done with once the edges are grouped). Read in row order, which is about the order the
-   * layers' paths lie in: the sort then compares most names without reading them at random.
-   */
-  private nameHeads(): Uint32Array {
-    const head = new Uint32Array(this.parent.buffer, this.parent.byteOffset, this.nodes);
-    for (let n = 0; n < this.nodes; n++) if (this.isDir[n] & LIVE) head[n] = this.digit(n, 0);
-    return head;
-  }
-
-  /** Byte order of two live rows' names (heads first: valid once nameHeads has run). */
+  /** Byte order of two live rows' names (heads first: valid once groupEdges has run). */
   private compareNames(a: number, b: number): number {
     const ha = this.head[a];
     const hb = this.head[b];
