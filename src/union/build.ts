@@ -640,11 +640,16 @@ class Building {
       keys[off + j] = (depth === 0 ? this.head[id] : this.digit(id, depth)) * PLACES + j;
     }
     keys.subarray(off, off + m).sort();
-    for (let j = 0; j < m; j++) edges[from + j] = ids[off + (keys[off + j] % PLACES)];
+    for (let j = 0; j < m; j++) {
+      // Not `key % PLACES`: on a double that is a call to fmod.
+      const key = keys[off + j];
+      const digit = Math.floor(key / PLACES);
+      edges[from + j] = ids[off + key - digit * PLACES];
+      keys[off + j] = digit;
+    }
     for (let j = 0; j < m; ) {
-      const digit = Math.floor(keys[off + j] / PLACES);
       let r = j + 1;
-      while (r < m && Math.floor(keys[off + r] / PLACES) === digit) r++;
+      while (r < m && keys[off + r] === keys[off + j]) r++;
       if (r - j > 1) this.sortRun(edges, from + j, from + r, depth + 4, base);
       j = r;
     }
