@@ -43,33 +43,14 @@ const WH = [0x2e, 0x77, 0x68, 0x2e];
  */
 export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
   const warnings: Warning[] = [];
-  const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
+  const pass: Pass = { opts, warnings, name: opts.layerName ?? ((slot: number) => `layer ${slot}`), outsideObjs: new Map() };
   const b = new Building(layers, apply[0] ?? 0, apply.reduce((n, slot) => n + layers[slot].count, 0));
-  const outsideObjs = new Map<NodeSource, number>();
 
   for (const slot of apply) {
     const index = layers[slot];
     const pool = index.pathPool;
     const starts = index.pathStart;
-    const types = index.types;
-    // Markers (whiteouts, opaque, AUFS, invalid) are set aside; everything else is added below.
-    const marker = new Uint8Array(index.count);
-    const opaque: number[] = [];
-    const whiteouts: number[] = [];
-    for (let i = 0; i < index.count; i++) {
-      if (opts.mode !== 'merged' || !startsWhiteout(pool, starts[i], starts[i + 1])) continue;
-      const path = index.path(i);
-      const meaning = whiteoutMeaning(path);
-      if (meaning.kind === 'entry') continue;
-      marker[i] = 1;
-      if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-        const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
-        warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
-      }
-      if (meaning.kind === 'opaque') opaque.push(i);
-      else if (meaning.kind === 'whiteout') whiteouts.push(i);
-      else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
-    }
+    const { marker, opaque, whiteouts } = findMarkers(index, slot, pass);
 
     // Opaque: the marker's directory (its path up to the last slash) loses every child.
     for (const i of opaque) {
@@ -86,54 +67,109 @@ export function buildTree(layers: readonly TarIndex[], apply: readonly number[],
     // An opaque marker says its directory exists in this layer, even with nothing else in it.
     for (const i of opaque) b.ensureDir(slot, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
 
-    for (let i = 0; i < index.count; i++) {
-      if (marker[i]) continue;
-      const s = starts[i];
-      const e = starts[i + 1];
-      const type = types[i];
-      if (s === e) {
-        if (type === EntryType.Directory) b.setObj(b.root, slot, i);
-        continue;
-      }
-      const k = lastSlash(pool, s, e);
-      const parent = b.ensureDir(slot, s, k < 0 ? s : k);
-      const base = k < 0 ? s : k + 1;
-      // Found once: the entry is put in the same slot, if at all.
-      const at = b.find(parent, pool, base, e);
-      const existing = b.valueAt(at);
-      if (type === EntryType.Directory) {
-        if (existing >= 0 && b.isDirectory(existing)) b.setObj(existing, slot, i);
-        else b.putAt(at, parent, slot, base, e, b.newObj(slot, i), true);
-        continue;
-      }
-      if (type === EntryType.HardLink) {
-        const targetPath = index.extras.get(i)?.linkname ?? '';
-        const target = b.lookupString(targetPath);
-        let targetObj = target >= 0 && !b.isDirectory(target) ? b.nodeObj[target] : -1;
-        if (target < 0 && opts.resolveOutside) {
-          const outside = opts.resolveOutside(targetPath);
-          if (outside) {
-            let id = outsideObjs.get(outside);
-            if (id === undefined) outsideObjs.set(outside, (id = b.newObj(outside.layerSlot, outside.entry)));
-            targetObj = id;
-          }
-        }
-        if (targetObj < 0) {
-          const path = index.path(i);
-          const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target >= 0 ? 'is a directory' : 'not found'}; skipped`;
-          warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
-          continue;
-        }
-        // A link onto itself changes nothing; a target found only below (target < 0) is placed.
-        if (target >= 0 && existing === target) continue;
-        b.putAt(at, parent, slot, base, e, targetObj, false);
-        continue;
-      }
-      b.putAt(at, parent, slot, base, e, b.newObj(slot, i), false);
-    }
+    addEntries(b, index, slot, marker, pass);
   }
 
   return { tree: b.freeze(layers), warnings };
+}
+
+/** What a build's passes share. */
+interface Pass {
+  opts: BuildOptions;
+  warnings: Warning[];
+  name: (slot: number) => string;
+  /** The file objects made for resolveOutside's answers. */
+  outsideObjs: Map<NodeSource, number>;
+}
+
+/**
+ * The layer's markers (whiteouts, opaque, AUFS, invalid), flagged in `marker` to be set aside
+ * by addEntries; only 'merged' has any. Each pass of the build is a function of its own: a
+ * loop that runs once is compiled on the spot, and code after it in the same function would
+ * run in the interpreter again.
+ */
+function findMarkers(index: TarIndex, slot: number, pass: Pass): { marker: Uint8Array; opaque: number[]; whiteouts: number[] } {
+  const { warnings, name } = pass;
+  const pool = index.pathPool;
+  const starts = index.pathStart;
+  const marker = new Uint8Array(index.count);
+  const opaque: number[] = [];
+  const whiteouts: number[] = [];
+  if (pass.opts.mode !== 'merged') return { marker, opaque, whiteouts };
+  for (let i = 0; i < index.count; i++) {
+    if (!startsWhiteout(pool, starts[i], starts[i + 1])) continue;
+    const path = index.path(i);
+    const meaning = whiteoutMeaning(path);
+    if (meaning.kind === 'entry') continue;
+    marker[i] = 1;
+    if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
+      const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
+      warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
+    }
+    if (meaning.kind === 'opaque') opaque.push(i);
+    else if (meaning.kind === 'whiteout') whiteouts.push(i);
+    else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
+  }
+  return { marker, opaque, whiteouts };
+}
+
+/** Applies the layer's entries but its markers, in tar order. */
+function addEntries(b: Building, index: TarIndex, slot: number, marker: Uint8Array, pass: Pass): void {
+  const pool = index.pathPool;
+  const starts = index.pathStart;
+  const types = index.types;
+  for (let i = 0; i < index.count; i++) {
+    if (marker[i]) continue;
+    const s = starts[i];
+    const e = starts[i + 1];
+    const type = types[i];
+    if (s === e) {
+      if (type === EntryType.Directory) b.setObj(b.root, slot, i);
+      continue;
+    }
+    const k = lastSlash(pool, s, e);
+    const parent = b.ensureDir(slot, s, k < 0 ? s : k);
+    const base = k < 0 ? s : k + 1;
+    // Found once: the entry is put in the same slot, if at all.
+    const at = b.find(parent, pool, base, e);
+    const existing = b.valueAt(at);
+    if (type === EntryType.Directory) {
+      if (existing >= 0 && b.isDirectory(existing)) b.setObj(existing, slot, i);
+      else b.putAt(at, parent, slot, base, e, b.newObj(slot, i), true);
+    } else if (type === EntryType.HardLink) {
+      const obj = linkObj(b, index, slot, i, existing, pass);
+      if (obj >= 0) b.putAt(at, parent, slot, base, e, obj, false);
+    } else {
+      b.putAt(at, parent, slot, base, e, b.newObj(slot, i), false);
+    }
+  }
+}
+
+/**
+ * The file object hard link `i` is to share, or -1 when it is not placed: its target is
+ * missing or a directory (a warning says so), or it is the link's own node already.
+ */
+function linkObj(b: Building, index: TarIndex, slot: number, i: number, existing: number, pass: Pass): number {
+  const { opts, outsideObjs, warnings, name } = pass;
+  const targetPath = index.extras.get(i)?.linkname ?? '';
+  const target = b.lookupString(targetPath);
+  let targetObj = target >= 0 && !b.isDirectory(target) ? b.nodeObj[target] : -1;
+  if (target < 0 && opts.resolveOutside) {
+    const outside = opts.resolveOutside(targetPath);
+    if (outside) {
+      let id = outsideObjs.get(outside);
+      if (id === undefined) outsideObjs.set(outside, (id = b.newObj(outside.layerSlot, outside.entry)));
+      targetObj = id;
+    }
+  }
+  if (targetObj < 0) {
+    const path = index.path(i);
+    const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target >= 0 ? 'is a directory' : 'not found'}; skipped`;
+    warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
+    return -1;
+  }
+  // A link onto itself changes nothing; a target found only below (target < 0) is placed.
+  return target >= 0 && existing === target ? -1 : targetObj;
 }
 
 /** Whether the last component of the path at pool[s, e) starts with `.wh.`. */
