@@ -514,7 +514,7 @@ class Building {
   freeze(layers: readonly TarIndex[]): Tree {
     const big = this.nodes >= COLLECT_AFTER_ENTRIES;
     const { order, childFirst, childCount, parents, count } = this.breadthFirst(big);
-    // The edge lists died with breadthFirst: for a big tree, collected before the final columns.
+    // The edge lists, heads and sort scratch died with breadthFirst: for a big tree, collected before the final columns.
     if (big) collectGarbage();
 
     const nodeObj = new Int32Array(count);
@@ -619,6 +619,11 @@ class Building {
         parents[count++] = n;
       }
     }
+    // The heads (the parent column's memory) and the sort's scratch are done with: let go, so
+    // that they do not sit beside the final columns at the build's peak.
+    this.head = new Uint32Array(0);
+    this.sortKeys = new Float64Array(0);
+    this.sortIds = new Int32Array(0);
     return { order, childFirst, childCount, parents, count };
   }
 
