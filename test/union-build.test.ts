@@ -91,6 +91,29 @@ describe('union build (columns) agrees with the reference build', () => {
     assert.equal(buildTree([layer], [0], { mode: 'merged' }).tree.nodeCount, 50_002);
   });
 
+  it('directories whose names share prefixes of every length, some past 256 bytes, sort the same', () => {
+    // Names alike in their first 4, 8, ... bytes, names that are prefixes of others, bytes that
+    // sort below and above the padding of a shorter name: each depth of the digit sort.
+    const next = prng(11);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)];
+    const stems = ['', 'l', 'lib', 'libx', 'libxy', 'libxyz', 'libxyzw', 'libxyzw.so', 'a'.repeat(255), 'a'.repeat(300), `${'a'.repeat(299)}\x01`, '\xff\xfe', '\x01'];
+    const tails = ['', 'a', 'b', '\x01', '\xe9', 'z', '0', 'libxyzw'];
+    const layer = () => {
+      const b = new TarIndexBuilder();
+      for (let i = 0; i < 3000; i++) {
+        let name = pick(stems);
+        for (let k = Math.floor(next() * 4); k > 0; k--) name += pick(tails);
+        if (name === '') continue;
+        const dir = pick(['d', 'd/e', 'f']);
+        b.add({ path: `${dir}/${name}`, type: EntryType.File, mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, mtimeNsec: 0, dataOffset: 0, storedSize: 0 });
+      }
+      return b.finish();
+    };
+    const layers = [layer(), layer()];
+    assertSame(layers, [0, 1], { mode: 'merged' }, 'shared prefixes');
+    assertSame(layers, [1], { mode: 'single' }, 'shared prefixes, one layer');
+  });
+
   it('builds without a JS object per entry: the heap does not grow with the tree (the reference build\'s does)', (t) => {
     const entries = 300_000;
     const b = new TarIndexBuilder();

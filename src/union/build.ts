@@ -43,93 +43,133 @@ const WH = [0x2e, 0x77, 0x68, 0x2e];
  */
 export function buildTree(layers: readonly TarIndex[], apply: readonly number[], opts: BuildOptions): BuiltTree {
   const warnings: Warning[] = [];
-  const name = opts.layerName ?? ((slot: number) => `layer ${slot}`);
+  const pass: Pass = { opts, warnings, name: opts.layerName ?? ((slot: number) => `layer ${slot}`), outsideObjs: new Map() };
   const b = new Building(layers, apply[0] ?? 0, apply.reduce((n, slot) => n + layers[slot].count, 0));
-  const outsideObjs = new Map<NodeSource, number>();
 
   for (const slot of apply) {
     const index = layers[slot];
     const pool = index.pathPool;
     const starts = index.pathStart;
-    // Markers (whiteouts, opaque, AUFS, invalid) are set aside; everything else is added below.
-    const marker = new Uint8Array(index.count);
-    const opaque: number[] = [];
-    const whiteouts: number[] = [];
-    for (let i = 0; i < index.count; i++) {
-      if (opts.mode !== 'merged' || !startsWhiteout(pool, starts[i], starts[i + 1])) continue;
-      const path = index.path(i);
-      const meaning = whiteoutMeaning(path);
-      if (meaning.kind === 'entry') continue;
-      marker[i] = 1;
-      if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
-        const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
-        warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
-      }
-      if (meaning.kind === 'opaque') opaque.push(i);
-      else if (meaning.kind === 'whiteout') whiteouts.push(i);
-      else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
-    }
+    const { marker, opaque, whiteouts } = findMarkers(index, slot, pass);
 
     // Opaque: the marker's directory (its path up to the last slash) loses every child.
     for (const i of opaque) {
       const node = b.lookupBytes(pool, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
-      if (node >= 0 && b.isDir[node]) b.clearDir(node);
+      if (node >= 0 && b.isDirectory(node)) b.clearDir(node);
     }
     // `dir/.wh.name` deletes `dir/name`.
     for (const i of whiteouts) {
       const s = starts[i];
       const e = starts[i + 1];
       const dir = b.lookupBytes(pool, s, parentEnd(pool, s, e));
-      if (dir >= 0 && b.isDir[dir]) b.remove(dir, pool, baseStart(pool, s, e) + WH.length, e);
+      if (dir >= 0 && b.isDirectory(dir)) b.remove(dir, pool, baseStart(pool, s, e) + WH.length, e);
     }
     // An opaque marker says its directory exists in this layer, even with nothing else in it.
-    for (const i of opaque) b.ensureDir(pool, starts[i], parentEnd(pool, starts[i], starts[i + 1]), slot);
+    for (const i of opaque) b.ensureDir(slot, starts[i], parentEnd(pool, starts[i], starts[i + 1]));
 
-    for (let i = 0; i < index.count; i++) {
-      if (marker[i]) continue;
-      const s = starts[i];
-      const e = starts[i + 1];
-      const type = index.type(i);
-      if (s === e) {
-        if (type === EntryType.Directory) b.setObj(b.root, slot, i);
-        continue;
-      }
-      const parent = b.ensureDir(pool, s, parentEnd(pool, s, e), slot);
-      const base = baseStart(pool, s, e);
-      const existing = b.child(parent, pool, base, e);
-      if (type === EntryType.Directory) {
-        if (existing >= 0 && b.isDir[existing]) b.setObj(existing, slot, i);
-        else b.put(parent, pool, base, e, b.newObj(slot, i), true);
-        continue;
-      }
-      if (type === EntryType.HardLink) {
-        const targetPath = index.extras.get(i)?.linkname ?? '';
-        const target = b.lookupString(targetPath);
-        let targetObj = target >= 0 && !b.isDir[target] ? b.nodeObj[target] : -1;
-        if (target < 0 && opts.resolveOutside) {
-          const outside = opts.resolveOutside(targetPath);
-          if (outside) {
-            let id = outsideObjs.get(outside);
-            if (id === undefined) outsideObjs.set(outside, (id = b.newObj(outside.layerSlot, outside.entry)));
-            targetObj = id;
-          }
-        }
-        if (targetObj < 0) {
-          const path = index.path(i);
-          const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target >= 0 ? 'is a directory' : 'not found'}; skipped`;
-          warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
-          continue;
-        }
-        // A link onto itself changes nothing; a target found only below (target < 0) is placed.
-        if (target >= 0 && existing === target) continue;
-        b.put(parent, pool, base, e, targetObj, false);
-        continue;
-      }
-      b.put(parent, pool, base, e, b.newObj(slot, i), false);
-    }
+    addEntries(b, index, slot, marker, pass);
   }
 
   return { tree: b.freeze(layers), warnings };
+}
+
+/** What a build's passes share. */
+interface Pass {
+  opts: BuildOptions;
+  warnings: Warning[];
+  name: (slot: number) => string;
+  /** The file objects made for resolveOutside's answers. */
+  outsideObjs: Map<NodeSource, number>;
+}
+
+/**
+ * The layer's markers (whiteouts, opaque, AUFS, invalid), flagged in `marker` to be set aside
+ * by addEntries; only 'merged' has any. Each pass of the build is a function of its own: a
+ * loop that runs once is compiled on the spot, and code after it in the same function would
+ * run in the interpreter again.
+ */
+function findMarkers(index: TarIndex, slot: number, pass: Pass): { marker: Uint8Array; opaque: number[]; whiteouts: number[] } {
+  const { warnings, name } = pass;
+  const pool = index.pathPool;
+  const starts = index.pathStart;
+  const marker = new Uint8Array(index.count);
+  const opaque: number[] = [];
+  const whiteouts: number[] = [];
+  if (pass.opts.mode !== 'merged') return { marker, opaque, whiteouts };
+  for (let i = 0; i < index.count; i++) {
+    if (!startsWhiteout(pool, starts[i], starts[i + 1])) continue;
+    const path = index.path(i);
+    const meaning = whiteoutMeaning(path);
+    if (meaning.kind === 'entry') continue;
+    marker[i] = 1;
+    if (index.type(i) === EntryType.Directory || index.sizes[i] > 0) {
+      const text = `whiteout ${displayName(path)} is a ${index.type(i) === EntryType.Directory ? 'directory' : 'non-empty file'}; applied by its name`;
+      warnings.push(warning('whiteout', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
+    }
+    if (meaning.kind === 'opaque') opaque.push(i);
+    else if (meaning.kind === 'whiteout') whiteouts.push(i);
+    else if (meaning.kind === 'invalid') warnings.push(warning('whiteout', `${name(slot)}: ignored invalid whiteout ${displayName(path)}`, { layer: name(slot), entry: path }));
+  }
+  return { marker, opaque, whiteouts };
+}
+
+/** Applies the layer's entries but its markers, in tar order. */
+function addEntries(b: Building, index: TarIndex, slot: number, marker: Uint8Array, pass: Pass): void {
+  const pool = index.pathPool;
+  const starts = index.pathStart;
+  const types = index.types;
+  for (let i = 0; i < index.count; i++) {
+    if (marker[i]) continue;
+    const s = starts[i];
+    const e = starts[i + 1];
+    const type = types[i];
+    if (s === e) {
+      if (type === EntryType.Directory) b.setObj(b.root, slot, i);
+      continue;
+    }
+    const k = lastSlash(pool, s, e);
+    const parent = b.ensureDir(slot, s, k < 0 ? s : k);
+    const base = k < 0 ? s : k + 1;
+    // Found once: the entry is put in the same slot, if at all.
+    const at = b.find(parent, pool, base, e);
+    const existing = b.valueAt(at);
+    if (type === EntryType.Directory) {
+      if (existing >= 0 && b.isDirectory(existing)) b.setObj(existing, slot, i);
+      else b.putAt(at, parent, slot, base, e, b.newObj(slot, i), true);
+    } else if (type === EntryType.HardLink) {
+      const obj = linkObj(b, index, slot, i, existing, pass);
+      if (obj >= 0) b.putAt(at, parent, slot, base, e, obj, false);
+    } else {
+      b.putAt(at, parent, slot, base, e, b.newObj(slot, i), false);
+    }
+  }
+}
+
+/**
+ * The file object hard link `i` is to share, or -1 when it is not placed: its target is
+ * missing or a directory (a warning says so), or it is the link's own node already.
+ */
+function linkObj(b: Building, index: TarIndex, slot: number, i: number, existing: number, pass: Pass): number {
+  const { opts, outsideObjs, warnings, name } = pass;
+  const targetPath = index.extras.get(i)?.linkname ?? '';
+  const target = b.lookupString(targetPath);
+  let targetObj = target >= 0 && !b.isDirectory(target) ? b.nodeObj[target] : -1;
+  if (target < 0 && opts.resolveOutside) {
+    const outside = opts.resolveOutside(targetPath);
+    if (outside) {
+      let id = outsideObjs.get(outside);
+      if (id === undefined) outsideObjs.set(outside, (id = b.newObj(outside.layerSlot, outside.entry)));
+      targetObj = id;
+    }
+  }
+  if (targetObj < 0) {
+    const path = index.path(i);
+    const text = `hard link ${displayName(path)} -> ${displayName(targetPath)}: target ${target >= 0 ? 'is a directory' : 'not found'}; skipped`;
+    warnings.push(warning('hard-link', `${name(slot)}: ${text}`, { layer: name(slot), entry: path }));
+    return -1;
+  }
+  // A link onto itself changes nothing; a target found only below (target < 0) is placed.
+  return target >= 0 && existing === target ? -1 : targetObj;
 }
 
 /** Whether the last component of the path at pool[s, e) starts with `.wh.`. */
@@ -158,6 +198,23 @@ function baseStart(pool: Buffer, s: number, e: number): number {
   return k < 0 ? s : k + 1;
 }
 
+/** A column cut to `n` rows: as it is when exact, a view when a few rows are spare, else a copy. */
+function fit<T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T {
+  return a.length === n ? a : a.length - n <= n / 16 ? (a.subarray(0, n) as T) : (a.slice(0, n) as T);
+}
+
+/** Directories of at most this many children are sorted by comparisons (insertion), larger ones by digits. */
+const FEW_TO_SORT = 8;
+/** A digit sort key is a 4-byte digit times this plus the child's place: exact in a double (2^32 * 2^21 = 2^53) for up to 2^21 children. */
+const PLACES = 2 ** 21;
+/** Runs still alike past this many bytes are compared whole: it bounds the digit sort's recursion. */
+const DEEPEST_DIGIT = 256;
+
+/** A row's flags: it is a directory. */
+const DIR = 1;
+/** A row's flags: it is the node of some slot now (a child in the tree, unless an ancestor left it). */
+const LIVE = 2;
+
 /** The next size of a geometrically grown column. */
 const grown = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array>(a: T, n: number): T => {
   const b = new (a.constructor as new (n: number) => T)(n);
@@ -183,20 +240,39 @@ class Building {
   nameStart: Uint32Array;
   nameEnd: Uint32Array;
   nodeObj: Int32Array;
-  isDir: Uint8Array;
+  /** DIR and LIVE bits. */
+  private flags: Uint8Array;
   objs = 0;
   objLayer: Uint16Array;
   objEntry: Int32Array;
   private slotKey: Int32Array;
   private slotVal: Int32Array;
   private used = 0;
-  /** Bumped whenever a directory leaves the tree: the remembered parent (ensureDir) is then stale. */
+  /** Bumped whenever a directory leaves the tree: the remembered directories (ensureDir) are then stale. */
   private epoch = 0;
-  private last = { pool: -1, start: 0, end: 0, node: -1, epoch: -1 };
+  /**
+   * The directories along the path ensureDir last walked (pools[dirPool] from dirStart, dirLength
+   * bytes), valid while `epoch` is `dirEpoch`: dirNode[d] is the one after component d, which
+   * ends dirEnd[d] bytes into the path.
+   */
+  private dirNode = new Int32Array(16);
+  private dirEnd = new Uint32Array(16);
+  private dirDepth = 0;
+  private dirPool = 0;
+  private dirStart = 0;
+  private dirLength = 0;
+  private dirEpoch = -1;
   private readonly pools: Buffer[];
+  private readonly views: DataView[];
+  /** Scratch of the digit sort (sortByDigits), as long as the largest directory sorted so far. */
+  private sortKeys = new Float64Array(0);
+  private sortIds = new Int32Array(0);
+  /** Set by freeze (groupEdges). */
+  private head: Uint32Array = new Uint32Array(0);
 
   constructor(layers: readonly TarIndex[], rootSlot: number, entries: number) {
     this.pools = layers.map((l) => l.pathPool);
+    this.views = this.pools.map((p) => new DataView(p.buffer, p.byteOffset, p.byteLength));
     // Sized for every entry plus a few implied parents up front: growing would copy each column
     // and leave the old one behind as garbage at the point of peak memory.
     const cap = entries + 64;
@@ -205,7 +281,7 @@ class Building {
     this.nameStart = new Uint32Array(cap);
     this.nameEnd = new Uint32Array(cap);
     this.nodeObj = new Int32Array(cap);
-    this.isDir = new Uint8Array(cap);
+    this.flags = new Uint8Array(cap);
     this.objLayer = new Uint16Array(cap);
     this.objEntry = new Int32Array(cap);
     let slots = 256;
@@ -229,6 +305,10 @@ class Building {
     this.nodeObj[node] = this.newObj(slot, entry);
   }
 
+  isDirectory(node: number): boolean {
+    return (this.flags[node] & DIR) !== 0;
+  }
+
   private newNode(parent: number, pool: number, start: number, end: number, obj: number, dir: boolean): number {
     if (this.nodes === this.parent.length) {
       const n = this.nodes * 2;
@@ -237,7 +317,7 @@ class Building {
       this.nameStart = grown(this.nameStart, n);
       this.nameEnd = grown(this.nameEnd, n);
       this.nodeObj = grown(this.nodeObj, n);
-      this.isDir = grown(this.isDir, n);
+      this.flags = grown(this.flags, n);
     }
     const id = this.nodes++;
     this.parent[id] = parent;
@@ -245,13 +325,8 @@ class Building {
     this.nameStart[id] = start;
     this.nameEnd[id] = end;
     this.nodeObj[id] = obj;
-    this.isDir[id] = dir ? 1 : 0;
+    this.flags[id] = dir ? DIR : 0;
     return id;
-  }
-
-  private poolIndex(pool: Buffer): number {
-    const i = this.pools.indexOf(pool);
-    return i;
   }
 
   /** The slot for (parent, name bytes): its index, found or the empty one where it would go. */
@@ -278,22 +353,34 @@ class Building {
     return this.slotKey[at] < 0 ? -1 : this.slotVal[at];
   }
 
-  /** Sets the child named pool[s, e) of `dir` to a new node for `obj`; returns it. */
-  put(dir: number, pool: Buffer, s: number, e: number, obj: number, isDir: boolean): number {
-    const h = hashBytes(dir, pool, s, e);
-    let at = this.slotOf(dir, pool, s, e, h);
-    const node = this.newNode(dir, this.poolIndex(pool), s, e, obj, isDir);
+  /** The slot of the child named pool[s, e) of `dir`: for valueAt, and putAt until the hash next changes. */
+  find(dir: number, pool: Buffer, s: number, e: number): number {
+    return this.slotOf(dir, pool, s, e, hashBytes(dir, pool, s, e));
+  }
+
+  /** The node in slot `at` (find), or -1. */
+  valueAt(at: number): number {
+    return this.slotKey[at] < 0 ? -1 : this.slotVal[at];
+  }
+
+  /**
+   * Sets the child named pools[poolId][s, e) of `dir`, whose slot `at` is (find), to a new node
+   * for `obj`; returns it.
+   */
+  putAt(at: number, dir: number, poolId: number, s: number, e: number, obj: number, isDir: boolean): number {
+    const node = this.newNode(dir, poolId, s, e, obj, isDir);
     if (this.slotKey[at] < 0) {
       if ((this.used + 1) * 2 > this.slotKey.length) {
         this.rehash();
-        at = this.slotOf(dir, pool, s, e, h);
+        at = this.find(dir, this.pools[poolId], s, e);
       }
       this.slotKey[at] = node;
       this.used++;
-    } else if (this.slotVal[at] >= 0 && this.isDir[this.slotVal[at]]) {
-      this.epoch++;
+    } else if (this.slotVal[at] >= 0) {
+      this.leave(this.slotVal[at]);
     }
     this.slotVal[at] = node;
+    this.flags[node] |= LIVE;
     return node;
   }
 
@@ -301,8 +388,14 @@ class Building {
   remove(dir: number, pool: Buffer, s: number, e: number): void {
     const at = this.slotOf(dir, pool, s, e, hashBytes(dir, pool, s, e));
     if (this.slotKey[at] < 0 || this.slotVal[at] < 0) return;
-    if (this.isDir[this.slotVal[at]]) this.epoch++;
+    this.leave(this.slotVal[at]);
     this.slotVal[at] = -1;
+  }
+
+  /** Takes `node` out of its slot's place. */
+  private leave(node: number): void {
+    this.flags[node] &= ~LIVE;
+    if (this.flags[node] & DIR) this.epoch++;
   }
 
   /** Empties directory `node`: a fresh row takes its place (same name, same object), childless. */
@@ -317,6 +410,8 @@ class Building {
     const s = this.nameStart[node];
     const e = this.nameEnd[node];
     this.slotVal[this.slotOf(this.parent[node], pool, s, e, hashBytes(this.parent[node], pool, s, e))] = fresh;
+    this.flags[node] &= ~LIVE;
+    this.flags[fresh] |= LIVE;
   }
 
   private rehash(): void {
@@ -343,7 +438,7 @@ class Building {
     for (let p = s; ; ) {
       let q = p;
       while (q < e && pool[q] !== SLASH) q++;
-      if (!this.isDir[node]) return -1;
+      if (!this.isDirectory(node)) return -1;
       node = this.child(node, pool, p, q);
       if (node < 0 || q === e) return node;
       p = q + 1;
@@ -356,75 +451,82 @@ class Building {
     return this.lookupBytes(bytes, 0, bytes.length);
   }
 
-  /** The directory at pool[s, e), created (or put in place of a non-directory) where missing. */
-  ensureDir(pool: Buffer, s: number, e: number, slot: number): number {
-    const last = this.last;
-    // Entries of one directory follow each other in a tar: their parent is found once.
-    if (last.epoch === this.epoch && last.end - last.start === e - s && this.pools[last.pool] !== undefined) {
-      const lp = this.pools[last.pool];
-      let same = true;
-      for (let k = s, i = last.start; k < e; k++, i++) if (lp[i] !== pool[k]) { same = false; break; }
-      if (same) return last.node;
-    }
-    let node = this.root;
-    if (s !== e) {
-      for (let p = s; ; ) {
-        let q = p;
-        while (q < e && pool[q] !== SLASH) q++;
-        let next = this.child(node, pool, p, q);
-        if (next < 0 || !this.isDir[next]) next = this.put(node, pool, p, q, this.newObj(slot, -1), true);
-        node = next;
-        if (q === e) break;
-        p = q + 1;
+  /**
+   * The directory at the path pools[slot][s, e), created (or put in place of a non-directory)
+   * where missing, each new one an implied directory of layer `slot`.
+   */
+  ensureDir(slot: number, s: number, e: number): number {
+    if (s === e) return this.root;
+    const pool = this.pools[slot];
+    // Entries of one directory follow each other in a tar, and a subdirectory's after its
+    // parent's: the directories of the leading components the last path shares are known.
+    let depth = this.epoch === this.dirEpoch ? this.sharedDepth(slot, s, e) : 0;
+    let dir = depth === 0 ? this.root : this.dirNode[depth - 1];
+    if (depth > 0 && this.dirEnd[depth - 1] === e - s) return dir;
+    for (let p = depth === 0 ? s : s + this.dirEnd[depth - 1] + 1; ; ) {
+      let q = p;
+      while (q < e && pool[q] !== SLASH) q++;
+      const at = this.find(dir, pool, p, q);
+      const found = this.valueAt(at);
+      dir = found >= 0 && this.isDirectory(found) ? found : this.putAt(at, dir, slot, p, q, this.newObj(slot, -1), true);
+      if (depth === this.dirNode.length) {
+        this.dirNode = grown(this.dirNode, depth * 2);
+        this.dirEnd = grown(this.dirEnd, depth * 2);
       }
+      this.dirNode[depth] = dir;
+      this.dirEnd[depth++] = q - s;
+      if (q === e) break;
+      p = q + 1;
     }
-    last.pool = this.poolIndex(pool);
-    last.start = s;
-    last.end = e;
-    last.node = node;
-    last.epoch = this.epoch;
-    return node;
+    this.dirDepth = depth;
+    this.dirPool = slot;
+    this.dirStart = s;
+    this.dirLength = e - s;
+    this.dirEpoch = this.epoch;
+    return dir;
+  }
+
+  /** How many leading components of the path pools[slot][s, e) the last path ensureDir walked has. */
+  private sharedDepth(slot: number, s: number, e: number): number {
+    const pool = this.pools[slot];
+    const length = e - s;
+    const n = Math.min(length, this.dirLength);
+    const from = this.dirStart;
+    // Most paths are the last one again (entries of one directory): 4 bytes a step.
+    const a = this.views[slot];
+    const b = this.views[this.dirPool];
+    let k = 0;
+    while (k + 4 <= n && a.getInt32(s + k) === b.getInt32(from + k)) k += 4;
+    const last = this.pools[this.dirPool];
+    while (k < n && pool[s + k] === last[from + k]) k++;
+    // A component is shared when both paths have it whole: it ends within the common bytes,
+    // where this path ends or has a slash too.
+    let depth = 0;
+    while (depth < this.dirDepth) {
+      const end = this.dirEnd[depth];
+      if (end > k || (end !== length && pool[s + end] !== SLASH)) break;
+      depth++;
+    }
+    return depth;
   }
 
   /** Numbers the nodes the root reaches breadth-first (children sorted by name bytes), file objects by first appearance. */
   freeze(layers: readonly TarIndex[]): Tree {
     const big = this.nodes >= COLLECT_AFTER_ENTRIES;
     const { order, childFirst, childCount, parents, count } = this.breadthFirst(big);
-    // The edge lists died with breadthFirst: for a big tree, collected before the final columns.
+    // The edge lists, heads and sort scratch died with breadthFirst: for a big tree, collected before the final columns.
     if (big) collectGarbage();
 
-    const objId = new Int32Array(this.objs).fill(-1);
     const nodeObj = new Int32Array(count);
     const objLayer = new Uint16Array(count);
     const objEntry = new Int32Array(count);
     const objNlink = new Uint32Array(count);
+    const objs = this.numberObjects(order, count, nodeObj, objLayer, objEntry, objNlink);
     const nameStart = new Uint32Array(count + 1);
-    let objs = 0;
-    for (let n = 0; n < count; n++) {
-      const node = order[n];
-      const obj = this.nodeObj[node];
-      let id = objId[obj];
-      if (id < 0) {
-        id = objId[obj] = objs++;
-        objLayer[id] = this.objLayer[obj];
-        objEntry[id] = this.objEntry[obj];
-      }
-      objNlink[id]++;
-      nodeObj[n] = id;
-      nameStart[n + 1] = nameStart[n] + (n === 0 ? 0 : this.nameEnd[node] - this.nameStart[node]);
-    }
-    const names = Buffer.allocUnsafe(nameStart[count]);
-    for (let n = 1; n < count; n++) {
-      const node = order[n];
-      const pool = this.pools[this.namePool[node]];
-      // Names are short: a byte loop beats a Buffer.copy call per name.
-      for (let i = this.nameStart[node], at = nameStart[n]; i < this.nameEnd[node]; i++, at++) names[at] = pool[i];
-    }
+    const names = this.copyNames(order, count, nameStart);
     // Exact already unless some edges hung below replaced directories, or hard links share
     // objects: a few spare rows are kept as a view (a copy would sit beside the original at the
     // build's peak), many are copied away.
-    const fit = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, n: number): T =>
-      a.length === n ? a : a.length - n <= n / 16 ? (a.subarray(0, n) as T) : (a.slice(0, n) as T);
     return new Tree(
       layers,
       names,
@@ -440,16 +542,63 @@ class Building {
   }
 
   /**
+   * Final object numbers by first appearance in `order`, filled into the final columns; returns
+   * how many. Its own function (as each pass of freeze): a loop run once per build is compiled
+   * on the spot, and a long function around it would fall back to the interpreter after it.
+   */
+  private numberObjects(order: Int32Array, count: number, nodeObj: Int32Array, objLayer: Uint16Array, objEntry: Int32Array, objNlink: Uint32Array): number {
+    const objId = new Int32Array(this.objs).fill(-1);
+    let objs = 0;
+    for (let n = 0; n < count; n++) {
+      const obj = this.nodeObj[order[n]];
+      let id = objId[obj];
+      if (id < 0) {
+        id = objId[obj] = objs++;
+        objLayer[id] = this.objLayer[obj];
+        objEntry[id] = this.objEntry[obj];
+      }
+      objNlink[id]++;
+      nodeObj[n] = id;
+    }
+    return objs;
+  }
+
+  /**
+   * The names of the nodes in `order` back to back (the root's is empty); fills `nameStart`.
+   * Reads them in row order, which is about the order the layers' paths lie in, rather than at
+   * random: the object column, done with (numberObjects), becomes each row's place in `order`.
+   */
+  private copyNames(order: Int32Array, count: number, nameStart: Uint32Array): Buffer {
+    const place = this.nodeObj.fill(0);
+    this.nodeObj = new Int32Array(0);
+    for (let n = 1; n < count; n++) place[order[n]] = n;
+    const starts = this.nameStart;
+    const ends = this.nameEnd;
+    for (let node = 0; node < this.nodes; node++) if (place[node] > 0) nameStart[place[node] + 1] = ends[node] - starts[node];
+    for (let n = 1; n < count; n++) nameStart[n + 1] += nameStart[n];
+    const names = Buffer.allocUnsafe(nameStart[count]);
+    for (let node = 0; node < this.nodes; node++) {
+      const n = place[node];
+      if (n === 0) continue;
+      const pool = this.pools[this.namePool[node]];
+      const end = ends[node];
+      // Names are short: a byte loop beats a Buffer.copy call per name.
+      for (let i = starts[node], at = nameStart[n]; i < end; i++, at++) names[at] = pool[i];
+    }
+    return names;
+  }
+
+  /**
    * The nodes the root reaches, breadth-first, children sorted by name: `order[n]` is the
    * building row of final node n. Lets go of the hash and the parent and directory columns on
    * the way (collected at once for a big tree, before the next columns are allocated).
    */
   private breadthFirst(big: boolean): { order: Int32Array; childFirst: Int32Array; childCount: Int32Array; parents: Int32Array; count: number } {
-    // Every live slot is a (parent, child) edge: group them by parent (counting sort).
+    // Every live row is a (parent, child) edge: group them by parent (counting sort).
     const firstEdge = new Int32Array(this.nodes + 1);
     const edges = this.groupEdges(firstEdge);
     this.slotKey = this.slotVal = this.parent = new Int32Array(0);
-    this.isDir = new Uint8Array(0);
+    this.flags = new Uint8Array(0);
     if (big) collectGarbage();
     const order = new Int32Array(edges.length + 1);
     const childFirst = new Int32Array(order.length);
@@ -458,15 +607,11 @@ class Building {
     let count = 1;
     order[0] = this.root;
     parents[0] = -1;
-    const cmp = (a: number, b: number) => this.compareNames(a, b);
     for (let n = 0; n < count; n++) {
       const node = order[n];
       const from = firstEdge[node];
       const to = firstEdge[node + 1];
-      // Usually already in order (a tar lists a directory sorted); sorting allocates, checking does not.
-      let sorted = true;
-      for (let k = from + 1; k < to && sorted; k++) sorted = cmp(edges[k - 1], edges[k]) < 0;
-      if (!sorted) edges.subarray(from, to).sort(cmp);
+      if (to - from > 1) this.sortByName(edges, from, to);
       childFirst[n] = count;
       childCount[n] = to - from;
       for (let k = from; k < to; k++) {
@@ -474,24 +619,133 @@ class Building {
         parents[count++] = n;
       }
     }
+    // The heads (the parent column's memory) and the sort's scratch are done with: let go, so
+    // that they do not sit beside the final columns at the build's peak.
+    this.head = new Uint32Array(0);
+    this.sortKeys = new Float64Array(0);
+    this.sortIds = new Int32Array(0);
     return { order, childFirst, childCount, parents, count };
   }
 
-  /** The live (parent, child) edges grouped by parent: `firstEdge[p]` is where parent p's start. */
+  /** Sorts edges[from, to) by name. */
+  private sortByName(edges: Int32Array, from: number, to: number): void {
+    // Often in order already: edges come in creation order, and many tars list a directory
+    // sorted. Checking allocates nothing, sorting does.
+    let k = from + 1;
+    while (k < to && this.compareNames(edges[k - 1], edges[k]) < 0) k++;
+    if (k === to) return;
+    if (to - from > this.sortKeys.length) {
+      this.sortKeys = new Float64Array(to - from);
+      this.sortIds = new Int32Array(to - from);
+    }
+    this.sortRun(edges, from, to, 0, from);
+  }
+
+  /**
+   * Sorts edges[from, to), whose names agree on their first `depth` bytes. A comparison reads
+   * two names at random places of the layers' paths (a cache miss each); the digit sort
+   * (sortByDigits) reads each name once per 4 bytes it looks at.
+   */
+  private sortRun(edges: Int32Array, from: number, to: number, depth: number, base: number): void {
+    if (to - from <= FEW_TO_SORT) {
+      for (let i = from + 1; i < to; i++) {
+        const x = edges[i];
+        let j = i;
+        for (; j > from && this.compareNames(edges[j - 1], x) > 0; j--) edges[j] = edges[j - 1];
+        edges[j] = x;
+      }
+    } else if (to - from > PLACES || depth >= DEEPEST_DIGIT || !this.anyLonger(edges, from, to, depth)) {
+      // Too many for a key, or names alike this far (long shared prefixes, or zero bytes where
+      // others end): compared whole.
+      edges.subarray(from, to).sort((a, b) => this.compareNames(a, b));
+    } else {
+      this.sortByDigits(edges, from, to, depth, base);
+    }
+  }
+
+  /**
+   * Sorts edges[from, to) by the 4 name bytes from `depth` (big-endian, a name that ends there
+   * padded with zeros, which keeps a prefix first) with the native numeric sort, each key being
+   * digit * PLACES + the edge's place; then each run of one digit by the next 4 bytes. The
+   * scratch columns are indexed from `base`, where the directory's edges start, so a run's
+   * own sort overwrites only that run's part.
+   */
+  private sortByDigits(edges: Int32Array, from: number, to: number, depth: number, base: number): void {
+    const keys = this.sortKeys;
+    const ids = this.sortIds;
+    const off = from - base;
+    const m = to - from;
+    for (let j = 0; j < m; j++) {
+      const id = edges[from + j];
+      ids[off + j] = id;
+      keys[off + j] = (depth === 0 ? this.head[id] : this.digit(id, depth)) * PLACES + j;
+    }
+    keys.subarray(off, off + m).sort();
+    for (let j = 0; j < m; j++) {
+      // Not `key % PLACES`: on a double that is a call to fmod.
+      const key = keys[off + j];
+      const digit = Math.floor(key / PLACES);
+      edges[from + j] = ids[off + key - digit * PLACES];
+      keys[off + j] = digit;
+    }
+    for (let j = 0; j < m; ) {
+      let r = j + 1;
+      while (r < m && keys[off + r] === keys[off + j]) r++;
+      if (r - j > 1) this.sortRun(edges, from + j, from + r, depth + 4, base);
+      j = r;
+    }
+  }
+
+  /** Name bytes depth..depth+3 of `node` as one number, zeros past its end. */
+  private digit(node: number, depth: number): number {
+    const pool = this.pools[this.namePool[node]];
+    const at = this.nameStart[node] + depth;
+    const end = this.nameEnd[node];
+    let d = 0;
+    for (let i = at; i < at + 4; i++) d = d * 256 + (i < end ? pool[i] : 0);
+    return d;
+  }
+
+  /** Whether some name of edges[from, to) is longer than `depth` bytes. */
+  private anyLonger(edges: Int32Array, from: number, to: number, depth: number): boolean {
+    for (let k = from; k < to; k++) if (this.nameEnd[edges[k]] - this.nameStart[edges[k]] > depth) return true;
+    return false;
+  }
+
+  /**
+   * The live (parent, child) edges grouped by parent, each group in creation order (the order
+   * a layer's tar listed them in): `firstEdge[p]` is where parent p's start. On the way, each
+   * live row's first 4 name bytes (its digit at depth 0) go to `head`, in the parent column's
+   * memory (a row's parent is read just before): read in row order, which is about the order
+   * the layers' paths lie in, so that the sort compares most names without reading them at
+   * random.
+   */
   private groupEdges(firstEdge: Int32Array): Int32Array {
-    const slotVal = this.slotVal;
-    const slotKey = this.slotKey;
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) firstEdge[this.parent[slotVal[i]] + 1]++;
-    for (let n = 0; n < this.nodes; n++) firstEdge[n + 1] += firstEdge[n];
-    const edges = new Int32Array(firstEdge[this.nodes]);
+    const { parent, flags, nodes } = this;
+    for (let n = 0; n < nodes; n++) if (flags[n] & LIVE) firstEdge[parent[n] + 1]++;
+    for (let n = 0; n < nodes; n++) firstEdge[n + 1] += firstEdge[n];
+    const edges = new Int32Array(firstEdge[nodes]);
+    const head = new Uint32Array(parent.buffer, parent.byteOffset, nodes);
     // Each parent's start is used as its fill pointer, then put back (one column fewer at the peak).
-    for (let i = 0; i < slotKey.length; i++) if (slotKey[i] >= 0 && slotVal[i] >= 0) edges[firstEdge[this.parent[slotVal[i]]]++] = slotVal[i];
-    for (let n = this.nodes; n > 0; n--) firstEdge[n] = firstEdge[n - 1];
+    for (let n = 0; n < nodes; n++) {
+      if (!(flags[n] & LIVE)) continue;
+      edges[firstEdge[parent[n]]++] = n;
+      head[n] = this.digit(n, 0);
+    }
+    firstEdge.copyWithin(1, 0, nodes);
     firstEdge[0] = 0;
+    this.head = head;
     return edges;
   }
 
+  /** Byte order of two live rows' names (heads first: valid once groupEdges has run). */
   private compareNames(a: number, b: number): number {
+    const ha = this.head[a];
+    const hb = this.head[b];
+    return ha !== hb ? ha - hb : this.compareBytes(a, b);
+  }
+
+  private compareBytes(a: number, b: number): number {
     const pa = this.pools[this.namePool[a]];
     const pb = this.pools[this.namePool[b]];
     const ae = this.nameEnd[a];
