@@ -3,7 +3,7 @@
  * (src/tar/native-scan.ts drives it, src/tar/scan.ts is the reader it serves).
  *
  * Why an addon: a cold mount is mostly the header walk, and in JavaScript a header costs about
- * 10 us (a window copy, a decode, a row); here it costs one 512-byte pread, about 1 us
+ * 10 us (a window copy, a decode, a row); here about 1-2 us, most of it the read
  * (bench/README.md, "Native header scan"). It takes only the members whose meaning is beyond
  * doubt, and stops, without consuming it, at the first header it does not take, so the
  * JavaScript scanner (the one that follows Go's archive/tar in every case) reads that one:
@@ -210,13 +210,36 @@ static int get_columns(napi_env env, napi_value arr, column *cols) {
   return 1;
 }
 
-static int read_block(int fd, uint8_t *b, double at) {
-  for (;;) {
-    ssize_t n = pread(fd, b, BLOCK, (off_t)at);
-    if (n == BLOCK) return 1;
+/*
+ * Headers are read through a window of a few KiB: after a small file the next header is
+ * usually in it, so a run of small files costs a read per window instead of one per header
+ * (15-20% of the walk measured), while bigger data is jumped over unread.
+ */
+#define WINDOW (8 * 1024)
+
+typedef struct {
+  uint8_t bytes[WINDOW];
+  double start; /* stream position of bytes[0] */
+  size_t length;
+} window;
+
+/* The 512 bytes at stream position `pos`, or NULL when they cannot be read (short or failed:
+ * the JavaScript reader reports it). */
+static const uint8_t *block_at(int fd, double base, double size, window *w, double pos) {
+  if (pos >= w->start && pos + BLOCK <= w->start + (double)w->length) return w->bytes + (size_t)(pos - w->start);
+  double room = size - pos;
+  size_t want = room < WINDOW ? (size_t)room : WINDOW;
+  if (want < BLOCK) return NULL;
+  size_t got = 0;
+  while (got < BLOCK) {
+    ssize_t n = pread(fd, w->bytes + got, want - got, (off_t)(base + pos) + (off_t)got);
     if (n < 0 && errno == EINTR) continue;
-    return 0; /* short or failed: the JavaScript reader reports it */
+    if (n <= 0) break;
+    got += (size_t)n;
   }
+  w->start = pos;
+  w->length = got;
+  return got >= BLOCK ? w->bytes : NULL;
 }
 
 /* One call's work: where to read, the columns to write, the state to resume from and report. */
@@ -247,7 +270,11 @@ static void run(job *j) {
   size_t row = (size_t)state[1], used = (size_t)state[2], links = (size_t)state[3], link_used = (size_t)state[4];
   double slashes = state[6];
   int why = STOP_HEADER;
-  uint8_t b[BLOCK];
+  window *w = malloc(sizeof(window));
+  if (w == NULL) goto done; /* no room to read: JavaScript reads on */
+  w->start = -1;
+  w->length = 0;
+  const uint8_t *b;
   member m;
   for (;;) {
     if (row >= capacity || used + MAX_PATH > cols[C_POOL].length || link_used + MAX_LINK > cols[C_LINKPOOL].length ||
@@ -255,7 +282,7 @@ static void run(job *j) {
       why = STOP_ROOM;
       break;
     }
-    if (j->base + pos < 0 || pos + BLOCK > j->size || !read_block(j->fd, b, j->base + pos) || !take(b, &m)) break;
+    if (j->base + pos < 0 || pos + BLOCK > j->size || (b = block_at(j->fd, j->base, j->size, w, pos)) == NULL || !take(b, &m)) break;
     double data_start = pos + BLOCK;
     if (data_start + m.data_size > j->size) break; /* cut short: JavaScript reports the truncation */
     for (int k = 0; k < m.path_len; k++) slashes += m.path[k] == '/';
@@ -281,6 +308,8 @@ static void run(job *j) {
     row++;
     pos = data_start + (double)(((uint64_t)m.data_size + BLOCK - 1) / BLOCK * BLOCK);
   }
+  free(w);
+done:
   state[0] = pos;
   state[1] = (double)row;
   state[2] = (double)used;
