@@ -1,4 +1,3 @@
-import { nativeTarScanAvailable } from './tar/native-scan';
 import * as fs from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
@@ -18,6 +17,7 @@ import { indexLayer, type IndexedLayer } from './layers/index-layer';
 import { buildTree } from './union/build';
 import { mergedTree } from './cache/tree-snapshot';
 import { readEntryContent } from './tar/entry-content';
+import { nativeTarScanAvailable } from './tar/native-scan';
 import { tarIndexPaths } from './tar/tar-index-codec';
 import type { NodeSource, Tree } from './union/tree';
 import { textWarning, warning, type Warning } from './warnings';
