@@ -15,19 +15,11 @@ import { after, describe, it } from 'node:test';
 import { scanTar, type TarScan } from '../src/tar/scan';
 import { nativeTarScanAvailable, type FileStretch } from '../src/tar/native-scan';
 import type { TarIndex } from '../src/tar/tar-index';
-import { concatTar, entry, gnuLong, header, paxHeader, type HeaderFields } from './helpers/raw-tar';
+import { concatTar, entry, gnuLong, header, paxHeader, type HeaderFields, bufferSource } from './helpers/raw-tar';
 import { prng } from './helpers/hostile-build';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ocimount-native-scan-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function bufferSource(buf: Buffer) {
-  return {
-    size: buf.length,
-    read: async (out: Buffer, offset: number, length: number, position: number) => buf.copy(out, offset, position, Math.min(buf.length, position + length)),
-    readSync: (out: Buffer, offset: number, length: number, position: number) => buf.copy(out, offset, position, Math.min(buf.length, position + length)),
-  };
-}
 
 let files = 0;
 /** `tar` written into a file after `lead` bytes of other data, open; the caller closes `fd`. */

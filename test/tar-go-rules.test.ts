@@ -10,14 +10,7 @@ import { decodeHeader, parseNumeric } from '../src/tar/header';
 import { decodeXattrName, formatPaxTime, parsePax, parsePaxTime, paxXattrs } from '../src/tar/pax';
 import { scanTar, type TarScan } from '../src/tar/scan';
 import { encodeEntry } from '../src/tar/write';
-import { concatTar, entry, gnuLong, header, paxHeader } from './helpers/raw-tar';
-
-function bufferSource(buf: Buffer) {
-  return {
-    size: buf.length,
-    read: async (out: Buffer, offset: number, length: number, position: number) => buf.copy(out, offset, position, Math.min(buf.length, position + length)),
-  };
-}
+import { concatTar, entry, gnuLong, header, paxHeader, bufferSource } from './helpers/raw-tar';
 
 const scan = (tar: Buffer): Promise<TarScan> => scanTar(bufferSource(tar), 'layer test');
 

@@ -9,14 +9,7 @@ import { EntryType, typeName, typeOfFindLetter, typeWords } from '../src/tar/ent
 import { BLOCK, decodeHeader, decodeOldGnuSparseExtension, isZeroBlock } from '../src/tar/header';
 import { parsePax, parsePaxCount, paxValue } from '../src/tar/pax';
 import { scanTarStream, type TarStreamScan } from '../src/tar/scan';
-import { concatTar, entry, header, oldGnuSparse, paxHeader, paxSparse10 } from './helpers/raw-tar';
-
-function bufferSource(buf: Buffer) {
-  return {
-    size: buf.length,
-    read: async (out: Buffer, offset: number, length: number, position: number) => buf.copy(out, offset, position, Math.min(buf.length, position + length)),
-  };
-}
+import { concatTar, entry, header, oldGnuSparse, paxHeader, paxSparse10, bufferSource } from './helpers/raw-tar';
 
 /** A source that does not know its size, as a decompressor does not. */
 function streamSource(buf: Buffer) {

@@ -233,3 +233,11 @@ export function concatTar(parts: Buffer[], opts: { end?: boolean } = {}): Buffer
   for (const p of parts) if (p.length % BLOCK !== 0) throw new Error(`tar part of ${p.length} bytes is not block-aligned`);
   return Buffer.concat(opts.end === false ? parts : [...parts, endOfArchive()]);
 }
+
+/** A tar held in memory as the scanner's source (ScanSource): random async reads, known size. */
+export function bufferSource(buf: Buffer) {
+  return {
+    size: buf.length,
+    read: async (out: Buffer, offset: number, length: number, position: number) => buf.copy(out, offset, position, Math.min(buf.length, position + length)),
+  };
+}
